@@ -1,0 +1,475 @@
+//! Provider 3: the host model. Each routine below has exactly the signature of the ntoskrnl
+//! import of the same name (asserted at the end of this file) and implements its documented
+//! behaviour on top of [`model`].
+#![allow(non_snake_case, clippy::upper_case_acronyms, clippy::missing_safety_doc)]
+
+extern crate std;
+
+pub mod model;
+
+use core::ffi::c_void;
+use core::time::Duration;
+use std::alloc::Layout;
+
+pub(crate) use super::types::*;
+use model::{Call, Dispatcher, State, ThreadObject, ThreadRecord, bugcheck};
+
+/// `KEVENT` of the model: a dispatcher object, initialized by `KeInitializeEvent`.
+#[repr(C)]
+pub struct KEVENT {
+    dispatcher: Dispatcher,
+}
+pub type PRKEVENT = *mut KEVENT;
+
+const STATUS_SUCCESS: NTSTATUS = 0;
+const STATUS_TIMEOUT: NTSTATUS = 0x102;
+const STATUS_INVALID_HANDLE: NTSTATUS = 0xC000_0008_u32.cast_signed();
+const STATUS_INVALID_PARAMETER: NTSTATUS = 0xC000_000D_u32.cast_signed();
+const STATUS_INVALID_INFO_CLASS: NTSTATUS = 0xC000_0003_u32.cast_signed();
+const NT_CURRENT_THREAD: usize = usize::MAX - 1; // (HANDLE)-2
+const POOL_ALIGNMENT: usize = 16;
+
+fn require_irql(max: u32, routine: &str) {
+    let irql = model::current_irql();
+    if u32::from(irql) > max {
+        bugcheck(&std::format!("IRQL_NOT_LESS_OR_EQUAL: {routine} called at IRQL {irql}"));
+    }
+}
+
+/// A relative (negative, 100 ns units) or absent timeout as a `Duration`.
+///
+/// # Safety
+/// `timeout` is NULL or points to a readable `LARGE_INTEGER`.
+unsafe fn relative_timeout(timeout: PLARGE_INTEGER, routine: &str) -> Option<Duration> {
+    if timeout.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL and readable by the caller's contract.
+    let timeout = unsafe { timeout.read() };
+    // SAFETY: QuadPart is the union's only field.
+    let value = unsafe { timeout.QuadPart };
+    if value > 0 {
+        bugcheck(&std::format!("{routine}: the model supports only relative timeouts"));
+    }
+    Some(Duration::from_nanos(value.unsigned_abs().saturating_mul(100)))
+}
+
+/// # Safety
+/// `object` is a thread object or an initialized `KEVENT` of the model.
+unsafe fn dispatcher<'a>(object: PVOID) -> &'a Dispatcher {
+    // SAFETY: both object kinds start with a `Dispatcher` (repr(C)), per the caller's contract.
+    unsafe { &*object.cast::<Dispatcher>() }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn create_thread(
+    call: Call,
+    io_object: Option<usize>,
+    ThreadHandle: PHANDLE,
+    ObjectAttributes: POBJECT_ATTRIBUTES,
+    ProcessHandle: HANDLE,
+    ClientId: PCLIENT_ID,
+    StartRoutine: PKSTART_ROUTINE,
+    StartContext: PVOID,
+) -> NTSTATUS {
+    require_irql(PASSIVE_LEVEL, call.name());
+    let kernel = State::current();
+    if let Some(status) = kernel.enter(call) {
+        return status;
+    }
+    let Some(start) = StartRoutine else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    let attributes = if ObjectAttributes.is_null() {
+        0
+    } else {
+        // SAFETY: a non-NULL OBJECT_ATTRIBUTES pointer must be readable (routine contract).
+        unsafe { (*ObjectAttributes).Attributes }
+    };
+    let record = ThreadRecord {
+        id: 0,
+        attributes,
+        process_handle_given: !ProcessHandle.is_null(),
+        io_object,
+        name: None,
+        priority: None,
+        affinity: None,
+        start_irql: 0,
+    };
+    let (object, id) = match kernel.create_thread(record, start, StartContext) {
+        Ok(created) => created,
+        Err(status) => return status,
+    };
+    let handle = kernel.insert_handle(object);
+    // SAFETY: ThreadHandle must be writable (routine contract).
+    unsafe { ThreadHandle.write(handle as HANDLE) };
+    if !ClientId.is_null() {
+        // SAFETY: a non-NULL ClientId must be writable (routine contract).
+        unsafe { ClientId.write(CLIENT_ID { UniqueProcess: 4 as HANDLE, UniqueThread: id as HANDLE }) };
+    }
+    STATUS_SUCCESS
+}
+
+pub unsafe extern "C" fn PsCreateSystemThread(
+    ThreadHandle: PHANDLE,
+    _DesiredAccess: ULONG,
+    ObjectAttributes: POBJECT_ATTRIBUTES,
+    ProcessHandle: HANDLE,
+    ClientId: PCLIENT_ID,
+    StartRoutine: PKSTART_ROUTINE,
+    StartContext: PVOID,
+) -> NTSTATUS {
+    // SAFETY: forwarded under this routine's own contract.
+    unsafe {
+        create_thread(
+            Call::PsCreateSystemThread,
+            None,
+            ThreadHandle,
+            ObjectAttributes,
+            ProcessHandle,
+            ClientId,
+            StartRoutine,
+            StartContext,
+        )
+    }
+}
+
+pub unsafe extern "C" fn IoCreateSystemThread(
+    IoObject: PVOID,
+    ThreadHandle: PHANDLE,
+    _DesiredAccess: ULONG,
+    ObjectAttributes: POBJECT_ATTRIBUTES,
+    ProcessHandle: HANDLE,
+    ClientId: PCLIENT_ID,
+    StartRoutine: PKSTART_ROUTINE,
+    StartContext: PVOID,
+) -> NTSTATUS {
+    if IoObject.is_null() {
+        bugcheck("0x148 (IoCreateSystemThread): the I/O object is not a driver or device object");
+    }
+    // SAFETY: forwarded under this routine's own contract.
+    unsafe {
+        create_thread(
+            Call::IoCreateSystemThread,
+            Some(IoObject as usize),
+            ThreadHandle,
+            ObjectAttributes,
+            ProcessHandle,
+            ClientId,
+            StartRoutine,
+            StartContext,
+        )
+    }
+}
+
+pub unsafe extern "C" fn ObReferenceObjectByHandle(
+    Handle: HANDLE,
+    _DesiredAccess: ACCESS_MASK,
+    _ObjectType: POBJECT_TYPE,
+    _AccessMode: KPROCESSOR_MODE,
+    Object: *mut PVOID,
+    _HandleInformation: POBJECT_HANDLE_INFORMATION,
+) -> NTSTATUS {
+    require_irql(PASSIVE_LEVEL, "ObReferenceObjectByHandle");
+    let kernel = State::current();
+    if let Some(status) = kernel.enter(Call::ObReferenceObjectByHandle) {
+        return status;
+    }
+    let Some(object) = kernel.lookup_handle(Handle as usize) else {
+        return STATUS_INVALID_HANDLE;
+    };
+    // SAFETY: the handle table holds a reference, so the object is alive.
+    unsafe { &*object }.add_ref();
+    kernel.add_references(1);
+    // SAFETY: Object must be writable (routine contract).
+    unsafe { Object.write(object.cast_mut().cast()) };
+    STATUS_SUCCESS
+}
+
+pub unsafe extern "C" fn ObfDereferenceObject(Object: PVOID) -> LONG_PTR {
+    require_irql(DISPATCH_LEVEL, "ObfDereferenceObject");
+    let object = Object.cast::<ThreadObject>().cast_const();
+    // SAFETY: the caller owns a reference on this thread object (routine contract).
+    let kernel = std::sync::Arc::clone(&unsafe { &*object }.kernel);
+    let _ = kernel.enter(Call::ObfDereferenceObject);
+    kernel.add_references(-1);
+    // SAFETY: the caller's reference is given up here, exactly once.
+    unsafe { ThreadObject::release(object) };
+    0
+}
+
+pub unsafe extern "C" fn ZwClose(Handle: HANDLE) -> NTSTATUS {
+    require_irql(PASSIVE_LEVEL, "ZwClose");
+    let kernel = State::current();
+    if let Some(status) = kernel.enter(Call::ZwClose) {
+        return status;
+    }
+    let Some(object) = kernel.remove_handle(Handle as usize) else {
+        bugcheck("INVALID_KERNEL_HANDLE: ZwClose of a handle that is not open");
+    };
+    // SAFETY: the handle owned one reference on the object; it is given up here.
+    unsafe { ThreadObject::release(object) };
+    STATUS_SUCCESS
+}
+
+fn wait_status(signalled: bool) -> NTSTATUS {
+    if signalled { STATUS_SUCCESS } else { STATUS_TIMEOUT }
+}
+
+pub unsafe extern "C" fn ZwWaitForSingleObject(
+    Handle: HANDLE,
+    _Alertable: BOOLEAN,
+    Timeout: PLARGE_INTEGER,
+) -> NTSTATUS {
+    require_irql(PASSIVE_LEVEL, "ZwWaitForSingleObject");
+    let kernel = State::current();
+    if let Some(status) = kernel.enter(Call::ZwWaitForSingleObject) {
+        return status;
+    }
+    let Some(object) = kernel.lookup_handle(Handle as usize) else {
+        return STATUS_INVALID_HANDLE;
+    };
+    // SAFETY: Timeout is NULL or readable (routine contract).
+    let timeout = unsafe { relative_timeout(Timeout, "ZwWaitForSingleObject") };
+    // SAFETY: handles of the model refer to thread objects, kept alive by the open handle.
+    wait_status(unsafe { dispatcher(object.cast_mut().cast()) }.wait(timeout))
+}
+
+pub unsafe extern "C" fn KeWaitForSingleObject(
+    Object: PVOID,
+    _WaitReason: KWAIT_REASON,
+    _WaitMode: KPROCESSOR_MODE,
+    _Alertable: BOOLEAN,
+    Timeout: PLARGE_INTEGER,
+) -> NTSTATUS {
+    // SAFETY: Timeout is NULL or readable (routine contract).
+    let timeout = unsafe { relative_timeout(Timeout, "KeWaitForSingleObject") };
+    if timeout == Some(Duration::ZERO) {
+        require_irql(DISPATCH_LEVEL, "KeWaitForSingleObject");
+    } else {
+        require_irql(APC_LEVEL, "KeWaitForSingleObject with a non-zero timeout");
+    }
+    if let Some(status) = State::current().enter(Call::KeWaitForSingleObject) {
+        return status;
+    }
+    // SAFETY: Object is a dispatcher object the caller keeps alive (routine contract).
+    wait_status(unsafe { dispatcher(Object) }.wait(timeout))
+}
+
+pub unsafe extern "C" fn KeDelayExecutionThread(
+    _WaitMode: KPROCESSOR_MODE,
+    _Alertable: BOOLEAN,
+    Interval: PLARGE_INTEGER,
+) -> NTSTATUS {
+    require_irql(APC_LEVEL, "KeDelayExecutionThread");
+    if let Some(status) = State::current().enter(Call::KeDelayExecutionThread) {
+        return status;
+    }
+    // SAFETY: Interval is readable (routine contract).
+    let interval = unsafe { relative_timeout(Interval, "KeDelayExecutionThread") };
+    std::thread::sleep(interval.unwrap_or(Duration::ZERO));
+    STATUS_SUCCESS
+}
+
+pub unsafe extern "C" fn KeSetPriorityThread(Thread: PKTHREAD, Priority: KPRIORITY) -> KPRIORITY {
+    require_irql(DISPATCH_LEVEL, "KeSetPriorityThread");
+    if !(0..32).contains(&Priority) {
+        bugcheck("KeSetPriorityThread: priority outside 0..=31");
+    }
+    // SAFETY: the caller holds a reference on this thread object (routine contract).
+    let object = unsafe { &*Thread.cast::<ThreadObject>() };
+    let _ = object.kernel.enter(Call::KeSetPriorityThread);
+    let mut previous = model::DEFAULT_PRIORITY;
+    object.kernel.record(object.id, |r| {
+        previous = r.priority.unwrap_or(model::DEFAULT_PRIORITY);
+        r.priority = Some(Priority);
+    });
+    previous
+}
+
+pub unsafe extern "C" fn ZwSetInformationThread(
+    ThreadHandle: HANDLE,
+    ThreadInformationClass: THREADINFOCLASS,
+    ThreadInformation: PVOID,
+    ThreadInformationLength: ULONG,
+) -> NTSTATUS {
+    require_irql(PASSIVE_LEVEL, "ZwSetInformationThread");
+    let kernel = State::current();
+    if let Some(status) = kernel.enter(Call::ZwSetInformationThread) {
+        return status;
+    }
+    if ThreadInformationClass != THREAD_NAME_INFORMATION {
+        return STATUS_INVALID_INFO_CLASS;
+    }
+    if ThreadInformationLength as usize != size_of::<UNICODE_STRING>() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let id = if ThreadHandle as usize == NT_CURRENT_THREAD {
+        model::current_thread_id()
+    } else {
+        let Some(object) = kernel.lookup_handle(ThreadHandle as usize) else {
+            return STATUS_INVALID_HANDLE;
+        };
+        // SAFETY: the open handle keeps the thread object alive.
+        unsafe { &*object }.id
+    };
+    // SAFETY: ThreadInformation points to a UNICODE_STRING of the given length (contract).
+    let name = unsafe { ThreadInformation.cast::<UNICODE_STRING>().read() };
+    if name.Length % 2 != 0 || name.Length > name.MaximumLength || name.Buffer.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: Buffer holds Length bytes of UTF-16 (UNICODE_STRING contract).
+    let units = unsafe { core::slice::from_raw_parts(name.Buffer, usize::from(name.Length) / 2) };
+    let text = std::string::String::from_utf16_lossy(units);
+    kernel.record(id, |r| r.name = Some(text));
+    STATUS_SUCCESS
+}
+
+pub unsafe extern "C" fn PsGetCurrentThreadId() -> HANDLE {
+    let _ = State::current().enter(Call::PsGetCurrentThreadId);
+    model::current_thread_id() as HANDLE
+}
+
+pub unsafe extern "C" fn ZwYieldExecution() -> NTSTATUS {
+    require_irql(PASSIVE_LEVEL, "ZwYieldExecution");
+    if let Some(status) = State::current().enter(Call::ZwYieldExecution) {
+        return status;
+    }
+    std::thread::yield_now();
+    STATUS_SUCCESS
+}
+
+pub unsafe extern "C" fn KeInitializeEvent(Event: PRKEVENT, Type: EVENT_TYPE, State: BOOLEAN) {
+    let _ = self::State::current().enter(Call::KeInitializeEvent);
+    let auto_reset = Type != NOTIFICATION_EVENT;
+    // SAFETY: Event points to writable storage for a KEVENT (routine contract).
+    unsafe { Event.write(KEVENT { dispatcher: Dispatcher::new(State != 0, auto_reset) }) };
+}
+
+pub unsafe extern "C" fn KeSetEvent(Event: PRKEVENT, _Increment: KPRIORITY, _Wait: BOOLEAN) -> LONG {
+    require_irql(DISPATCH_LEVEL, "KeSetEvent");
+    let _ = State::current().enter(Call::KeSetEvent);
+    // SAFETY: Event is an initialized KEVENT (routine contract).
+    LONG::from(unsafe { &*Event }.dispatcher.signal())
+}
+
+pub unsafe extern "C" fn MmGetSystemRoutineAddress(SystemRoutineName: PUNICODE_STRING) -> PVOID {
+    require_irql(PASSIVE_LEVEL, "MmGetSystemRoutineAddress");
+    let kernel = State::current();
+    if kernel.enter(Call::MmGetSystemRoutineAddress).is_some() {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: SystemRoutineName points to a valid UNICODE_STRING (routine contract).
+    let name = unsafe { &*SystemRoutineName };
+    // SAFETY: Buffer holds Length bytes of UTF-16 (UNICODE_STRING contract).
+    let units = unsafe { core::slice::from_raw_parts(name.Buffer, usize::from(name.Length) / 2) };
+    let text = std::string::String::from_utf16_lossy(units);
+    let Some(&call) = model::OPTIONAL_ROUTINES.iter().find(|c| c.name() == text) else {
+        return core::ptr::null_mut();
+    };
+    if kernel.hidden(call) {
+        return core::ptr::null_mut();
+    }
+    match call {
+        Call::IoCreateSystemThread => IoCreateSystemThread as *mut c_void,
+        Call::KeSetSystemGroupAffinityThread => KeSetSystemGroupAffinityThread as *mut c_void,
+        Call::KeRevertToUserGroupAffinityThread => {
+            KeRevertToUserGroupAffinityThread as *mut c_void
+        }
+        _ => core::ptr::null_mut(),
+    }
+}
+
+fn pool_allocate(size: SIZE_T) -> PVOID {
+    require_irql(DISPATCH_LEVEL, "ExAllocatePoolWithTag");
+    let kernel = State::current();
+    if kernel.enter(Call::ExAllocatePoolWithTag).is_some() {
+        return core::ptr::null_mut();
+    }
+    let Ok(size) = usize::try_from(size) else {
+        return core::ptr::null_mut();
+    };
+    let Ok(layout) = Layout::from_size_align(size.max(1), POOL_ALIGNMENT) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: the layout has a non-zero size.
+    let block = unsafe { std::alloc::alloc(layout) };
+    if !block.is_null() {
+        kernel.pool_insert(block as usize, layout);
+    }
+    block.cast()
+}
+
+pub unsafe extern "C" fn ExAllocatePoolWithTag(
+    _PoolType: POOL_TYPE,
+    NumberOfBytes: SIZE_T,
+    _Tag: ULONG,
+) -> PVOID {
+    pool_allocate(NumberOfBytes)
+}
+
+/// Allocates pool as the `ntoskrnl` provider does, with `ExAllocatePoolWithTag`.
+///
+/// # Safety
+/// None beyond the routine's (IRQL <= `DISPATCH_LEVEL`, checked by the model).
+pub unsafe fn allocate_pool(size: usize, tag: u32) -> PVOID {
+    // SAFETY: forwarded.
+    unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX, size as SIZE_T, tag) }
+}
+
+pub unsafe extern "C" fn ExFreePoolWithTag(P: PVOID, _Tag: ULONG) {
+    require_irql(DISPATCH_LEVEL, "ExFreePoolWithTag");
+    let kernel = State::current();
+    let _ = kernel.enter(Call::ExFreePoolWithTag);
+    let Some(layout) = kernel.pool_remove(P as usize) else {
+        bugcheck("BAD_POOL_CALLER: ExFreePoolWithTag of memory that is not an allocation");
+    };
+    // SAFETY: P was allocated by pool_allocate with this layout and is freed once (removed).
+    unsafe { std::alloc::dealloc(P.cast(), layout) };
+}
+
+pub unsafe extern "C" fn KeSetSystemGroupAffinityThread(
+    Affinity: PGROUP_AFFINITY,
+    PreviousAffinity: PGROUP_AFFINITY,
+) {
+    require_irql(DISPATCH_LEVEL, "KeSetSystemGroupAffinityThread");
+    let _ = State::current().enter(Call::KeSetSystemGroupAffinityThread);
+    // SAFETY: Affinity points to a readable GROUP_AFFINITY (routine contract).
+    let affinity = unsafe { Affinity.read() };
+    if affinity.Mask == 0 {
+        bugcheck("KeSetSystemGroupAffinityThread: empty affinity mask");
+    }
+    let previous = model::set_affinity(Some((affinity.Group, affinity.Mask)));
+    if !PreviousAffinity.is_null() {
+        let (group, mask) = previous.unwrap_or((0, 0));
+        // SAFETY: a non-NULL PreviousAffinity is writable (routine contract).
+        unsafe { PreviousAffinity.write(GROUP_AFFINITY { Mask: mask, Group: group, Reserved: [0; 3] }) };
+    }
+}
+
+pub unsafe extern "C" fn KeRevertToUserGroupAffinityThread(PreviousAffinity: PGROUP_AFFINITY) {
+    require_irql(DISPATCH_LEVEL, "KeRevertToUserGroupAffinityThread");
+    let _ = State::current().enter(Call::KeRevertToUserGroupAffinityThread);
+    // SAFETY: PreviousAffinity points to what KeSetSystemGroupAffinityThread wrote (contract).
+    let previous = unsafe { PreviousAffinity.read() };
+    let _ = model::set_affinity((previous.Mask != 0).then_some((previous.Group, previous.Mask)));
+}
+
+/// The calling thread's simulated IRQL.
+pub fn current_irql() -> KIRQL {
+    let _ = State::current().enter(Call::KeGetCurrentIrql);
+    model::current_irql()
+}
+
+// Every routine above has exactly the signature of the ntoskrnl import of the same name.
+macro_rules! assert_same_signatures {
+    ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)*) => {
+        $(const _: unsafe extern "C" fn($($ty),*) $(-> $ret)? = $name;)*
+    };
+}
+kernel_routines!(assert_same_signatures);
+const _: unsafe extern "C" fn() -> NTSTATUS = ZwYieldExecution;
+const _: unsafe extern "C" fn(POOL_TYPE, SIZE_T, ULONG) -> PVOID = ExAllocatePoolWithTag;
+const _: super::IoCreateSystemThreadFn = IoCreateSystemThread;
+const _: super::KeSetSystemGroupAffinityThreadFn = KeSetSystemGroupAffinityThread;
+const _: super::KeRevertToUserGroupAffinityThreadFn = KeRevertToUserGroupAffinityThread;

@@ -1,0 +1,73 @@
+//! The seam between the portable implementation and the kernel.
+//!
+//! Everything above this module is written once against the names re-exported here: the
+//! kernel routines this crate calls (named and typed exactly as in `wdk_sys::ntddk`), the
+//! types they take, and a handful of constants. Exactly one provider supplies them:
+//!
+//! | target            | feature `wdk` | provider                                             |
+//! |-------------------|---------------|------------------------------------------------------|
+//! | Windows           | on (default)  | [`wdk`]: wdk-sys bindings (Windows host with WDK)    |
+//! | Windows           | off           | [`ntoskrnl`]: own raw-dylib imports of ntoskrnl.exe  |
+//! | anything else     | ignored       | [`host`]: a std-based model of the same routines     |
+//!
+//! This is the only module of the crate that contains `cfg` switches.
+
+#[macro_use]
+mod routines;
+mod types;
+
+#[cfg(not(windows))]
+pub(crate) mod host;
+#[cfg(not(windows))]
+use host as provider;
+
+#[cfg(windows)]
+mod ntoskrnl;
+#[cfg(all(windows, not(feature = "wdk")))]
+use ntoskrnl as provider;
+
+#[cfg(all(windows, feature = "wdk"))]
+mod wdk;
+#[cfg(all(windows, feature = "wdk"))]
+use wdk as provider;
+
+#[cfg(all(windows, feature = "wdk"))]
+mod verify;
+
+pub(crate) use provider::{
+    CLIENT_ID, EXECUTIVE, ExFreePoolWithTag,
+    GROUP_AFFINITY, HANDLE, KERNEL_MODE, KEVENT, KeDelayExecutionThread,
+    KeInitializeEvent, KeSetEvent, KeSetPriorityThread, KeWaitForSingleObject, LARGE_INTEGER,
+    MmGetSystemRoutineAddress, NOTIFICATION_EVENT, NTSTATUS, OBJ_KERNEL_HANDLE,
+    OBJECT_ATTRIBUTES, ObReferenceObjectByHandle, ObfDereferenceObject, PVOID, PsCreateSystemThread,
+    PsGetCurrentThreadId, THREAD_ALL_ACCESS, THREAD_NAME_INFORMATION, UNICODE_STRING,
+    ZwClose, ZwSetInformationThread, ZwWaitForSingleObject, ZwYieldExecution, allocate_pool, current_irql,
+};
+
+/// Signature of `IoCreateSystemThread` (Windows 8+), resolved at run time.
+pub(crate) type IoCreateSystemThreadFn = unsafe extern "C" fn(
+    PVOID,
+    *mut HANDLE,
+    u32,
+    *mut OBJECT_ATTRIBUTES,
+    HANDLE,
+    *mut CLIENT_ID,
+    Option<unsafe extern "C" fn(PVOID)>,
+    PVOID,
+) -> NTSTATUS;
+/// Signature of `KeSetSystemGroupAffinityThread` (Windows 7+), resolved at run time.
+pub(crate) type KeSetSystemGroupAffinityThreadFn =
+    unsafe extern "C" fn(*mut GROUP_AFFINITY, *mut GROUP_AFFINITY);
+/// Signature of `KeRevertToUserGroupAffinityThread` (Windows 7+), resolved at run time.
+pub(crate) type KeRevertToUserGroupAffinityThreadFn = unsafe extern "C" fn(*mut GROUP_AFFINITY);
+
+/// `STATUS_TIMEOUT`: a wait's timeout expired.
+pub(crate) const STATUS_TIMEOUT: NTSTATUS = 0x102;
+/// `STATUS_SUCCESS`.
+pub(crate) const STATUS_SUCCESS: NTSTATUS = 0;
+
+/// The host model, public when the `host-model` feature is on (non-Windows targets only).
+pub mod public {
+    #[cfg(all(not(windows), feature = "host-model"))]
+    pub use super::host::model as host;
+}

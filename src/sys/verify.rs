@@ -1,0 +1,82 @@
+//! Compile-time proof, on a Windows host with wdk-sys, that the `ntoskrnl` provider's own
+//! declarations have exactly the wdk-sys signatures: the one routine list is instantiated once
+//! with wdk-sys's type names against `wdk_sys::ntddk`, once with the crate's own type names
+//! against `ntoskrnl`, and every own type is checked to be the wdk-sys type (scalars and
+//! pointers to scalars) or to have its layout, field by field (structures).
+#![allow(non_snake_case, clippy::upper_case_acronyms)]
+
+use core::mem::{align_of, offset_of, size_of};
+
+use super::{ntoskrnl as own, types};
+
+macro_rules! assert_signatures {
+    ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)*) => {
+        mod against_wdk_sys {
+            #[allow(unused_imports)]
+            use wdk_sys::*;
+            $(const _: unsafe extern "C" fn($($ty),*) $(-> $ret)? = wdk_sys::ntddk::$name;)*
+        }
+        mod against_own {
+            #[allow(unused_imports)]
+            use super::own::*;
+            $(const _: unsafe extern "C" fn($($ty),*) $(-> $ret)? = super::own::$name;)*
+        }
+    };
+}
+kernel_routines!(assert_signatures);
+
+/// The same scalar (or pointer-to-scalar) type on both sides.
+macro_rules! same_type {
+    ($($t:ident),* $(,)?) => {
+        $(const _: fn(types::$t) -> wdk_sys::$t = |x| x;)*
+    };
+}
+same_type!(
+    NTSTATUS, PVOID, HANDLE, PHANDLE, ULONG, USHORT, LONG, LONG_PTR, SIZE_T, BOOLEAN, KIRQL,
+    KPRIORITY, ACCESS_MASK, KAFFINITY, KPROCESSOR_MODE, KWAIT_REASON, EVENT_TYPE, THREADINFOCLASS,
+    PWCH, PKSTART_ROUTINE,
+);
+
+/// Pointers to opaque kernel objects: same size (what the ABI passes).
+macro_rules! same_size {
+    ($($t:ident),* $(,)?) => {
+        $(const _: () = assert!(size_of::<types::$t>() == size_of::<wdk_sys::$t>());)*
+    };
+}
+same_size!(PKTHREAD, POBJECT_TYPE, POBJECT_HANDLE_INFORMATION);
+
+/// Structures: same size, alignment and field offsets.
+macro_rules! same_layout {
+    ($own:ty, $theirs:ty, [$($field:ident),*]) => {
+        const _: () = assert!(size_of::<$own>() == size_of::<$theirs>());
+        const _: () = assert!(align_of::<$own>() == align_of::<$theirs>());
+        $(const _: () = assert!(offset_of!($own, $field) == offset_of!($theirs, $field));)*
+    };
+}
+same_layout!(types::UNICODE_STRING, wdk_sys::UNICODE_STRING, [Length, MaximumLength, Buffer]);
+same_layout!(
+    types::OBJECT_ATTRIBUTES,
+    wdk_sys::OBJECT_ATTRIBUTES,
+    [Length, RootDirectory, ObjectName, Attributes, SecurityDescriptor, SecurityQualityOfService]
+);
+same_layout!(types::CLIENT_ID, wdk_sys::CLIENT_ID, [UniqueProcess, UniqueThread]);
+same_layout!(types::GROUP_AFFINITY, wdk_sys::GROUP_AFFINITY, [Mask, Group, Reserved]);
+same_layout!(types::LARGE_INTEGER, wdk_sys::LARGE_INTEGER, [QuadPart]);
+same_layout!(own::KEVENT, wdk_sys::KEVENT, []);
+
+// The constants the `ntoskrnl` provider defines itself.
+const _: () = assert!(types::OBJ_KERNEL_HANDLE == wdk_sys::OBJ_KERNEL_HANDLE);
+const _: () = assert!(types::THREAD_ALL_ACCESS == wdk_sys::THREAD_ALL_ACCESS);
+const _: () = assert!(types::PASSIVE_LEVEL == wdk_sys::PASSIVE_LEVEL);
+const _: () = assert!(types::APC_LEVEL == wdk_sys::APC_LEVEL);
+const _: () = assert!(types::DISPATCH_LEVEL == wdk_sys::DISPATCH_LEVEL);
+const _: () = assert!(types::NON_PAGED_POOL_NX == wdk_sys::_POOL_TYPE::NonPagedPoolNx);
+const _: () = assert!(types::EXECUTIVE == wdk_sys::_KWAIT_REASON::Executive);
+const _: () = assert!(types::KERNEL_MODE as i32 == wdk_sys::_MODE::KernelMode);
+const _: () = assert!(types::NOTIFICATION_EVENT == wdk_sys::_EVENT_TYPE::NotificationEvent);
+
+// The routines resolved at run time have the wdk-sys signatures.
+const _: super::IoCreateSystemThreadFn = wdk_sys::ntddk::IoCreateSystemThread;
+const _: super::KeSetSystemGroupAffinityThreadFn = wdk_sys::ntddk::KeSetSystemGroupAffinityThread;
+const _: super::KeRevertToUserGroupAffinityThreadFn =
+    wdk_sys::ntddk::KeRevertToUserGroupAffinityThread;

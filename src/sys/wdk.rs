@@ -1,0 +1,46 @@
+//! Provider 1 (default): kernel calls through wdk-sys, for builds on a Windows host with the
+//! WDK. Types, routines and constants are wdk-sys's own; `verify` proves that the `ntoskrnl`
+//! declarations match them.
+#![allow(non_snake_case)]
+
+pub(crate) use wdk_sys::ntddk::{
+    ExFreePoolWithTag, KeDelayExecutionThread, KeInitializeEvent, KeSetEvent, KeSetPriorityThread,
+    KeWaitForSingleObject, MmGetSystemRoutineAddress, ObReferenceObjectByHandle,
+    ObfDereferenceObject, PsCreateSystemThread, PsGetCurrentThreadId, ZwClose,
+    ZwSetInformationThread, ZwWaitForSingleObject,
+};
+pub(crate) use wdk_sys::{
+    CLIENT_ID, GROUP_AFFINITY, HANDLE, KEVENT, LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PVOID,
+    UNICODE_STRING,
+};
+
+// Not in any WDK header (`ZwYieldExecution`), or inline there (`KeGetCurrentIrql` before WDK
+// 22621, a CR8 read on x64): the crate's own declarations serve.
+pub(crate) use super::ntoskrnl::{ZwYieldExecution, current_irql};
+
+pub(crate) const OBJ_KERNEL_HANDLE: u32 = wdk_sys::OBJ_KERNEL_HANDLE;
+pub(crate) const THREAD_ALL_ACCESS: u32 = wdk_sys::THREAD_ALL_ACCESS;
+pub(crate) const EXECUTIVE: wdk_sys::KWAIT_REASON = wdk_sys::_KWAIT_REASON::Executive;
+#[allow(clippy::cast_possible_truncation)] // KernelMode is 0
+pub(crate) const KERNEL_MODE: wdk_sys::KPROCESSOR_MODE =
+    wdk_sys::_MODE::KernelMode as wdk_sys::KPROCESSOR_MODE;
+pub(crate) const NOTIFICATION_EVENT: wdk_sys::EVENT_TYPE = wdk_sys::_EVENT_TYPE::NotificationEvent;
+/// `ThreadNameInformation` is missing from the public `THREADINFOCLASS` enum of the WDK.
+pub(crate) const THREAD_NAME_INFORMATION: wdk_sys::THREADINFOCLASS = 38;
+
+/// Allocates non-paged, non-executable, uninitialized pool with `ExAllocatePool2` (wdk-sys
+/// blocklists `ExAllocatePoolWithTag`; WDK users target Windows 10 2004 or later).
+///
+/// # Safety
+/// IRQL <= `DISPATCH_LEVEL`.
+#[inline]
+pub(crate) unsafe fn allocate_pool(size: usize, tag: u32) -> PVOID {
+    // SAFETY: forwarded under this function's contract; usize and SIZE_T have the same width.
+    unsafe {
+        wdk_sys::ntddk::ExAllocatePool2(
+            wdk_sys::POOL_FLAG_NON_PAGED | wdk_sys::POOL_FLAG_UNINITIALIZED,
+            size as wdk_sys::SIZE_T,
+            tag,
+        )
+    }
+}
