@@ -1,0 +1,413 @@
+"""Run the demo driver under speakeasy 1.5.11 and summarise its API trace as JSON.
+
+    python3 tools/emulate/speakeasy_run.py DRIVER.sys [--mode eager|queued] [--out FILE]
+
+Without speakeasy importable, this script creates/reuses the venv at target/emulate/venv
+(python3.11 + speakeasy-emulator==1.5.11) and re-executes itself inside it.
+
+Modes:
+  eager   PsCreateSystemThread runs the start routine to completion (on its own 24 KiB
+          stack, as the new thread object) before returning, so joins see results.
+  queued  speakeasy's own semantics: threads run after DriverEntry returns, in order.
+DriverUnload is called at the end if DriverEntry set it (speakeasy only does that with
+all_entrypoints=True, which also runs every export as code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CACHE, HarnessError, log  # noqa: E402
+
+SPEAKEASY_VERSION = "1.5.11"
+VENV = CACHE / "venv"
+VENV_PY = VENV / "bin" / "python"
+
+STATUS_SUCCESS = 0
+OBJ_KERNEL_HANDLE = 0x200
+DRIVER_UNLOAD_OFFSET = 0x68        # DRIVER_OBJECT.DriverUnload on x64
+EAGER_STACK_SIZE = 0x6000          # KERNEL_STACK_SIZE on x64
+EAGER_RETURN_API = "HarnessEagerThreadReturn"   # fake export used as the return address
+NOISE_APIS = {"ntoskrnl.memcpy", "ntoskrnl.memmove", "ntoskrnl.memset", "ntoskrnl.memcmp",
+              "ntoskrnl.strlen"}
+
+
+# -- venv management (system Python, stdlib only) -------------------------------------
+
+def _venv_ok() -> bool:
+    if not VENV_PY.exists():
+        return False
+    res = subprocess.run(
+        [str(VENV_PY), "-c",
+         "import importlib.metadata as m, speakeasy; print(m.version('speakeasy-emulator'))"],
+        capture_output=True, text=True)
+    return res.returncode == 0 and res.stdout.strip() == SPEAKEASY_VERSION
+
+
+def ensure_venv() -> Path:
+    if _venv_ok():
+        return VENV_PY
+    py = shutil.which("python3.11")
+    if not py:
+        raise HarnessError("python3.11 not found: speakeasy 1.5.11 pins unicorn 1.0.2, which "
+                           "has no wheels for Python > 3.11")
+    log(f"creating speakeasy venv at {VENV}")
+    if VENV.exists():
+        shutil.rmtree(VENV)
+    VENV.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([py, "-m", "venv", str(VENV)], check=True)
+    res = subprocess.run([str(VENV_PY), "-m", "pip", "install", "-q",
+                          f"speakeasy-emulator=={SPEAKEASY_VERSION}"],
+                         capture_output=True, text=True)
+    if res.returncode != 0 or not _venv_ok():
+        raise HarnessError(f"pip install speakeasy-emulator=={SPEAKEASY_VERSION} failed:\n"
+                           f"{res.stdout[-2000:]}{res.stderr[-2000:]}")
+    return VENV_PY
+
+
+def run(sys_path: Path, mode: str = "eager", timeout: float = 300) -> dict:
+    """Runs the emulation in the venv (subprocess) and returns the summary dict."""
+    py = ensure_venv()
+    out = CACHE / f"speakeasy-{mode}-{Path(sys_path).stem}.json"
+    out.unlink(missing_ok=True)
+    res = subprocess.run([str(py), __file__, str(sys_path), "--mode", mode, "--out", str(out)],
+                         capture_output=True, text=True, timeout=timeout)
+    if not out.exists():
+        raise HarnessError(f"speakeasy run produced no summary (rc={res.returncode}):\n"
+                           f"{res.stderr[-4000:]}")
+    return json.loads(out.read_text())
+
+
+# -- trace analysis (pure Python; works on the summary dict) --------------------------
+
+def _int(v) -> int | None:
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str):
+        try:
+            return int(v, 0)
+        except ValueError:
+            return None
+    return None
+
+
+def all_calls(summary: dict) -> list[dict]:
+    return [c for ep in summary["entry_points"] for c in ep["apis"]]
+
+
+def analyze(summary: dict) -> dict:
+    """Balances of handles, object references and pool blocks, plus thread-creation args.
+
+    Sources: the speakeasy API trace (ZwClose, ObfDereferenceObject, pool calls) and the
+    harness's own records for values the trace does not show (handle written through the
+    out pointer, OBJECT_ATTRIBUTES.Attributes read from emulator memory, the object
+    ObReferenceObjectByHandle returned).
+    """
+    events = summary.get("events", [])
+    problems: list[str] = []
+
+    threads = [e for e in events if e["kind"] == "PsCreateSystemThread"]
+    created = {t["handle"] for t in threads if t["status"] >= 0 and t["handle"]}
+    closed: list[int] = []
+    refs = [e for e in events if e["kind"] == "ObReferenceObjectByHandle" and e["status"] == 0]
+    derefs: list[int] = []
+    allocs: dict[int, str] = {}
+    frees: list[int] = []
+    bad_frees: list[str] = []
+
+    for c in all_calls(summary):
+        name = c["api"].split(".", 1)[-1]
+        args = c["args"]
+        if name in ("ZwClose", "NtClose"):
+            closed.append(_int(args[0]))
+        elif name in ("ObfDereferenceObject", "ObDereferenceObject",
+                      "ObDereferenceObjectDeferDelete"):
+            derefs.append(_int(args[0]))
+        elif name in ("ExAllocatePool2", "ExAllocatePool3", "ExAllocatePoolWithTag",
+                      "ExAllocatePool", "ExAllocatePoolZero", "ExAllocatePoolUninitialized"):
+            addr = _int(c["ret"])
+            if addr:
+                allocs[addr] = name
+        elif name in ("ExFreePoolWithTag", "ExFreePool", "ExFreePool2"):
+            addr = _int(args[0])
+            frees.append(addr)
+            if addr not in allocs:
+                bad_frees.append(hex(addr or 0))
+            else:
+                del allocs[addr]
+
+    unclosed = sorted(created - set(closed))
+    foreign_closes = [h for h in closed if h not in created]
+    ref_objs = [r["object"] for r in refs]
+    unmatched_refs = list(ref_objs)
+    for d in derefs:
+        if d in unmatched_refs:
+            unmatched_refs.remove(d)
+
+    for t in threads:
+        if not t.get("kernel_handle"):
+            problems.append(f"PsCreateSystemThread without OBJ_KERNEL_HANDLE "
+                            f"(ObjectAttributes={t['object_attributes']:#x}, "
+                            f"Attributes={t.get('attributes')})")
+        if t["process_handle"] != 0:
+            problems.append(f"PsCreateSystemThread with ProcessHandle={t['process_handle']:#x} "
+                            "(should be NULL)")
+    if unclosed:
+        problems.append(f"thread handles never closed: {[hex(h) for h in unclosed]}")
+    if len(refs) != len(derefs) or unmatched_refs:
+        problems.append(f"object references unbalanced: {len(refs)} ObReferenceObjectByHandle, "
+                        f"{len(derefs)} ObfDereferenceObject")
+    if allocs:
+        problems.append(f"pool blocks never freed: {[hex(a) for a in allocs]}")
+    if bad_frees:
+        problems.append(f"frees of unknown pool blocks: {bad_frees}")
+
+    return {
+        "threads_created": len(threads),
+        "thread_args": threads,
+        "handles": {"created": len(created), "closed": len(closed),
+                    "unclosed": [hex(h) for h in unclosed],
+                    "closed_not_created_here": [hex(h or 0) for h in foreign_closes]},
+        "object_refs": {"referenced": len(refs), "dereferenced": len(derefs),
+                        "unmatched": [hex(o) for o in unmatched_refs]},
+        "pool": {"allocated": len(frees) + len(allocs), "freed": len(frees),
+                 "outstanding": [hex(a) for a in allocs]},
+        "problems": problems,
+    }
+
+
+# -- emulation (inside the venv) --------------------------------------------------------
+
+def emulate(path: str, mode: str) -> dict:
+    import speakeasy  # noqa: PLC0415  (only available inside the venv)
+
+    se = speakeasy.Speakeasy()
+    events: list[dict] = []
+    harness_errors: list[str] = []
+    eager_frames: list[dict] = []   # innermost last
+    state = {"eager_ret": None, "unload_thread": None}
+
+    def rd_ptr(emu, addr: int) -> int:
+        return int.from_bytes(emu.mem_read(addr, 8), "little")
+
+    def current_thread(emu):
+        return emu.get_current_thread()
+
+    # ---- gaps in speakeasy's ntoskrnl ----
+    def ex_allocate_pool2(emu, api, orig, argv):
+        flags, size, tag = argv
+        mod, _ = emu.api.get_export_func_handler("ntoskrnl", "ExAllocatePoolWithTag")
+        try:
+            tag_s = tag.to_bytes(4, "little").decode("ascii")
+        except (UnicodeDecodeError, OverflowError):
+            tag_s = "None"
+        addr = mod.pool_alloc(0x200 if flags & 0x40 else 1, size, tag_s)  # NonPagedPoolNx/Paged
+        if addr and not flags & 0x100:                                   # POOL_FLAG_UNINITIALIZED
+            emu.mem_write(addr, b"\0" * size)
+        return addr
+
+    def ret_const(value):
+        def hook(emu, api, orig, argv):
+            return value
+        return hook
+
+    def ps_get_current_thread(emu, api, orig, argv):
+        t = current_thread(emu)
+        return t.address if t else 0
+
+    def ps_get_current_thread_id(emu, api, orig, argv):
+        t = current_thread(emu)
+        return t.tid if t else 0
+
+    def ke_set_priority_thread(emu, api, orig, argv):
+        return 8   # previous priority: LOW_REALTIME_PRIORITY/2, the system thread default
+
+    # ---- recording hooks on supported APIs ----
+    def ob_reference_object_by_handle(emu, api, orig, argv):
+        out_ptr = argv[4]
+        rv = orig(argv)
+        obj = rd_ptr(emu, out_ptr) if out_ptr and rv == 0 else 0
+        events.append({"kind": "ObReferenceObjectByHandle", "handle": argv[0],
+                       "access": argv[1], "object_type": argv[2], "mode": argv[3],
+                       "object": obj, "status": rv})
+        return rv
+
+    def ps_create_system_thread(emu, api, orig, argv):
+        h_out, access, objattr, h_proc, client_id, start, ctx = argv
+        rec = {"kind": "PsCreateSystemThread", "desired_access": access,
+               "object_attributes": objattr, "attributes": None, "kernel_handle": False,
+               "process_handle": h_proc, "client_id": client_id, "start_routine": start,
+               "context": ctx, "mode": mode}
+        if objattr:
+            length = int.from_bytes(emu.mem_read(objattr, 4), "little")
+            attrs = int.from_bytes(emu.mem_read(objattr + 24, 4), "little")
+            rec.update(object_attributes_length=length, attributes=attrs,
+                       kernel_handle=bool(attrs & OBJ_KERNEL_HANDLE))
+        before = len(emu.run_queue)
+        rv = orig(argv)
+        rec["status"] = rv
+        # speakeasy writes only the low 4 bytes of the HANDLE
+        handle = int.from_bytes(emu.mem_read(h_out, 4), "little") if h_out else 0
+        rec["handle"] = handle
+        events.append(rec)
+        if mode != "eager" or rv != STATUS_SUCCESS or len(emu.run_queue) == before:
+            return rv
+        run = emu.run_queue.pop()          # the run speakeasy just queued for this thread
+        frame = {"rsp": emu.get_stack_ptr(), "thread": current_thread(emu),
+                 "handle": handle, "status": rv}
+        eager_frames.append(frame)
+        if state["eager_ret"] is None:
+            state["eager_ret"] = emu.get_proc("ntoskrnl", EAGER_RETURN_API)
+        stack = emu.mem_map(EAGER_STACK_SIZE, tag="emu.harness.eager_thread_stack")
+        rsp = stack + EAGER_STACK_SIZE - 0x48        # 16-aligned before the "call", + home
+        emu.mem_write(rsp, state["eager_ret"].to_bytes(8, "little"))
+        if run.thread is not None:
+            emu.set_current_thread(run.thread)
+        emu.set_stack_ptr(rsp)
+        emu.reg_write("rcx", ctx)
+        emu.set_pc(start)
+        rec["eager"] = True
+        return rv          # pc moved: speakeasy does not perform the call return itself
+
+    def finish_eager(emu, exit_status, via):
+        frame = eager_frames.pop()
+        events.append({"kind": "EagerThreadExit", "handle": frame["handle"],
+                       "exit_status": exit_status, "via": via})
+        if frame["thread"] is not None:
+            emu.set_current_thread(frame["thread"])
+        return frame
+
+    def eager_thread_return(emu, api, orig, argv):
+        # Reached when a start routine returns. Put the PsCreateSystemThread caller's stack
+        # back (rsp -> its return address); speakeasy then "returns" from that call with
+        # our value in rax.
+        if not eager_frames:
+            harness_errors.append("eager return sentinel reached without a thread frame")
+            return 0
+        frame = finish_eager(emu, emu.reg_read("rax"), "return")
+        emu.set_stack_ptr(frame["rsp"])
+        return frame["status"]
+
+    def ps_terminate_system_thread(emu, api, orig, argv):
+        if eager_frames:
+            frame = finish_eager(emu, argv[0], "PsTerminateSystemThread")
+            ret = rd_ptr(emu, frame["rsp"])
+            emu.set_stack_ptr(frame["rsp"] + 8)
+            emu.reg_write("rax", frame["status"])
+            emu.set_pc(ret)
+            return frame["status"]
+        # Queued thread: PsTerminateSystemThread never returns; end this run.
+        events.append({"kind": "ThreadTerminated", "exit_status": argv[0]})
+        emu.on_run_complete()
+        return STATUS_SUCCESS
+
+    hooks = [
+        (ex_allocate_pool2, "ExAllocatePool2", 3),
+        (ret_const(0), "KeGetCurrentIrql", 0),
+        (ps_get_current_thread, "PsGetCurrentThread", 0),
+        (ps_get_current_thread, "KeGetCurrentThread", 0),
+        (ps_get_current_thread_id, "PsGetCurrentThreadId", 0),
+        (ret_const(STATUS_SUCCESS), "ZwYieldExecution", 0),
+        (ke_set_priority_thread, "KeSetPriorityThread", 2),
+        (ret_const(STATUS_SUCCESS), "ZwSetInformationThread", 4),
+        (ret_const(STATUS_SUCCESS), "ZwWaitForSingleObject", 3),
+        (ret_const(0), "KeEnterCriticalRegion", 0),
+        (ret_const(0), "KeLeaveCriticalRegion", 0),
+        (ret_const(0), "KeAreAllApcsDisabled", 0),
+        (ob_reference_object_by_handle, "ObReferenceObjectByHandle", 6),
+        (ps_create_system_thread, "PsCreateSystemThread", 7),
+        (ps_terminate_system_thread, "PsTerminateSystemThread", 1),
+        (eager_thread_return, EAGER_RETURN_API, 0),
+    ]
+    for cb, name, argc in hooks:
+        se.add_api_hook(cb, "ntoskrnl", name, argc=argc)
+
+    module = se.load_module(path)
+    emu = se.emu
+    # Data import PsThreadType resolves to 0 in speakeasy: point the IAT slot at a
+    # POBJECT_TYPE variable holding a fake OBJECT_TYPE.
+    for iat, (mod_name, sym) in getattr(module, "imports", {}).items():
+        if sym in ("PsThreadType", "PsProcessType") and "ntoskrnl" in mod_name.lower():
+            obj = emu.mem_map(0x100, tag=f"emu.harness.{sym}.object")
+            var = emu.mem_map(8, tag=f"emu.harness.{sym}")
+            emu.mem_write(var, obj.to_bytes(8, "little"))
+            emu.mem_write(iat, var.to_bytes(8, "little"))
+            events.append({"kind": "DataImport", "symbol": sym, "variable": var, "object": obj})
+
+    se.run_module(module, all_entrypoints=False)
+
+    # DriverUnload, if DriverEntry registered one.
+    # (emu.drivers also holds speakeasy's own volmgr/Disk/Tcpip/Ndis objects.)
+    ours = [d for d in getattr(emu, "drivers", []) if getattr(d, "pe", None) is module]
+    if ours:
+        unload = rd_ptr(emu, ours[0].address + DRIVER_UNLOAD_OFFSET)
+        events.append({"kind": "DriverUnloadPointer", "address": unload})
+        if unload:
+            se.call(unload, [ours[0].address])
+    else:
+        harness_errors.append("driver object of the module not found; DriverUnload not run")
+
+    report = se.get_report()
+    return summarise(report, events, harness_errors, path, mode)
+
+
+def summarise(report: dict, events: list, harness_errors: list, path: str, mode: str) -> dict:
+    eps = []
+    dbg = []
+    errors = list(harness_errors)
+    for ep in report.get("entry_points", []):
+        apis = []
+        for a in ep.get("apis", []):
+            call = {"api": a.get("api_name"), "args": a.get("args", []), "ret": a.get("ret_val")}
+            apis.append(call)
+            if call["api"] in ("ntoskrnl.DbgPrint", "ntoskrnl.DbgPrintEx") and call["args"]:
+                text = call["args"][-1] if call["api"].endswith("Ex") else call["args"][0]
+                dbg.append(str(text).rstrip("\n"))
+        err = ep.get("error") or None
+        kind = ep.get("ep_type", "?")
+        if err:
+            errors.append(f"{kind}@{ep.get('start_addr')}: {err.get('type')} "
+                          f"{err.get('api_name', '')} pc={err.get('pc')}")
+        eps.append({"type": kind, "start": ep.get("start_addr"), "ret": ep.get("ret_val"),
+                    "apis": apis, "error": err})
+    summary = {"driver": path, "mode": mode, "entry_points": eps, "dbgprint": dbg,
+               "events": events, "errors": errors}
+    summary["analysis"] = analyze(summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="speakeasy run of a driver, JSON summary")
+    ap.add_argument("driver")
+    ap.add_argument("--mode", choices=("eager", "queued"), default="eager")
+    ap.add_argument("--out", help="write the JSON summary here (default: stdout)")
+    ap.add_argument("--full", action="store_true", help="keep mem*/strlen calls in stdout view")
+    a = ap.parse_args(argv)
+    try:
+        import speakeasy  # noqa: F401
+    except ImportError:
+        py = ensure_venv()
+        os.execv(str(py), [str(py), __file__, *sys.argv[1:]])
+    import logging
+    logging.disable(logging.CRITICAL)
+    summary = emulate(a.driver, a.mode)
+    text = json.dumps(summary, indent=1, default=str)
+    if a.out:
+        Path(a.out).write_text(text)
+    else:
+        if not a.full:
+            for ep in summary["entry_points"]:
+                ep["apis"] = [c for c in ep["apis"] if c["api"] not in NOISE_APIS]
+        print(json.dumps(summary, indent=1, default=str))
+    return 0 if not summary["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
