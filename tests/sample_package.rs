@@ -339,3 +339,37 @@ fn the_driver_source_is_a_wdf_driver_whose_thread_code_is_the_host_tested_file()
     let test = read(&root().join("tests/sample_worker.rs"));
     assert!(test.contains("#[path = \"../examples/sample-kmdf-driver/src/worker.rs\"]\nmod worker;"));
 }
+
+#[test]
+fn the_windows_guide_uses_the_packages_names_and_the_drivers_own_output() {
+    let readme = read(&sample().join("README.md"));
+    let lib = lib_name(&manifest());
+    for needed in [
+        format!("pnputil /add-driver {lib}.inf /install"),
+        format!("devgen /add /hardwareid \"{HARDWARE_ID}\""),
+        format!("target\\debug\\{lib}_package\\"),
+        format!("verifier /standard /driver {lib}.sys"),
+        "bcdedit /set testsigning on".to_owned(),
+        "Kd_DEFAULT_Mask".to_owned(),
+        "Debug Print Filter".to_owned(),
+        "pnputil /remove-device".to_owned(),
+        "Nothing of this sample has been built or run on Windows".to_owned(),
+    ] {
+        assert!(readme.contains(&needed), "README.md lacks `{needed}`");
+    }
+
+    // Every output line the guide shows is one the driver prints: its fixed text up to the
+    // first variable part (a number, `N`, `0x...`) occurs in the sources.
+    let sources = (read(&sample().join("src/lib.rs")) + &read(&sample().join("src/worker.rs")))
+        .replace("{THREAD_NAME}: ", "system-thread-sample: ");
+    let shown: Vec<&str> = readme.lines().filter(|l| l.starts_with("system-thread-sample: ")).collect();
+    assert!(shown.len() >= 8, "{shown:?}");
+    for line in shown {
+        let end = line
+            .char_indices()
+            .find(|&(i, c)| c.is_ascii_digit() || line[i..].starts_with("N ") || line[i..].starts_with("..."))
+            .map_or(line.len(), |(i, _)| i);
+        let fixed = &line[..end];
+        assert!(sources.contains(fixed), "README shows `{line}`, but the driver never prints `{fixed}`");
+    }
+}
