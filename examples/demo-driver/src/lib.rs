@@ -1,11 +1,37 @@
 //! Demo driver for `system-thread`, run under Wine and speakeasy by `tools/emulate`.
 //!
-//! Every line it prints starts with `system-thread-demo:`; `tools/emulate/checks.py` holds
-//! the expectations on them.
+//! DriverEntry exercises the public API the way a driver author would and reports every
+//! result with `DbgPrint`; `tools/emulate/checks.py` holds the expectations.
 //!
-//! With `--cfg leak_thread` (set only by the tooling) DriverEntry also starts a raw system
-//! thread that never ends and is never joined: the deliberate unload race that the Wine
-//! leak check must detect.
+//! # Output format
+//! Every line is
+//!
+//! ```text
+//! system-thread-demo: <scenario> <event>[ <key>=<value>]*[ text=<free text>]
+//! ```
+//!
+//! `<scenario>` and `<event>` are single words; values contain no spaces (numbers: decimal,
+//! or hex with `0x`; thread ids and NTSTATUS values are hex). `text=`, if present, is last
+//! and runs to the end of the line (a `Display` text). `ok=1`/`ok=0` is the driver's own
+//! verdict, always computed: the joined value against an expected value the joiner computes
+//! independently (`expected=`). Lines printed by a spawned thread carry the `id=` it reads
+//! with `current_id()`; the emulator's log says which OS thread printed each line.
+//!
+//! Scenarios: `driver` (begin/end/unload-begin/unload-complete), `spawn` (a), `parallel`
+//! (b), `timeout` (c), `scope` (d), `worker` (e), `irql` (f), `builder` (g), `io_object`
+//! (h), `display` (i), `calls` (one bracketed spawn+join, for counting kernel calls),
+//! `bench` (`--cfg bench_cycles`), `leak` (leak variants), `selftest`.
+//!
+//! # Variants (cfgs set only by the tooling, see tools/emulate/common.py)
+//! * none: all scenarios through the library.
+//! * `raw_baseline`: scenarios a and b and the spawn+join cycle with direct kernel calls,
+//!   from the same sources, for comparison.
+//! * `bench_cycles`: only a, b and 1,000 timed spawn+join cycles (with either of the above).
+//! * `leak_thread`: also a raw system thread that is never joined (the unload race the
+//!   Wine leak check must detect); `leak_forget`: the same through `mem::forget` of a
+//!   `JoinHandle`, the library's documented escape hatch.
+//! * `raw_join_selftest`: also a raw join, to check the emulators' semantics.
+//! * `guard`: no scenario, no thread: the innocent driver sharing the Wine host.
 
 #![no_std]
 
@@ -13,6 +39,32 @@ extern crate alloc;
 
 #[macro_use]
 pub mod rt;
+
+/// Prints one report line: `system-thread-demo: <scenario> <event> <fields>` (see the crate
+/// documentation for the format).
+macro_rules! report {
+    ($scenario:literal, $event:literal) => {
+        log!(concat!("system-thread-demo: ", $scenario, " ", $event))
+    };
+    ($scenario:literal, $event:literal, $fields:literal $(, $arg:expr)* $(,)?) => {
+        log!(concat!("system-thread-demo: ", $scenario, " ", $event, " ", $fields) $(, $arg)*)
+    };
+}
+
+mod work;
+
+#[cfg(any(leak_thread, raw_join_selftest, raw_baseline))]
+mod raw;
+
+#[cfg(raw_baseline)]
+mod baseline;
+#[cfg(not(raw_baseline))]
+mod scenarios;
+#[cfg(not(raw_baseline))]
+mod slot;
+
+#[cfg(bench_cycles)]
+mod bench;
 
 use core::ffi::c_void;
 
@@ -49,22 +101,20 @@ const STATUS_SUCCESS: i32 = 0;
 ///
 /// Called by the I/O manager once, at PASSIVE_LEVEL, with a valid driver object.
 #[unsafe(export_name = "DriverEntry")]
-pub unsafe extern "system" fn driver_entry(
-    driver: *mut DriverObject,
-    _registry: *const c_void,
-) -> i32 {
+pub unsafe extern "system" fn driver_entry(driver: *mut DriverObject, _registry: *const c_void) -> i32 {
     rt::init();
-    log!("system-thread-demo: begin");
-    log!(
-        "system-thread-demo: pool routine={}",
-        if rt::has_ex_allocate_pool2() {
-            "ExAllocatePool2"
-        } else {
-            "ExAllocatePoolWithTag"
-        }
+    if cfg!(guard) {
+        return guard_entry(driver);
+    }
+    report!("driver", "begin");
+    report!(
+        "driver",
+        "pool",
+        "routine={}",
+        if rt::has_ex_allocate_pool2() { "ExAllocatePool2" } else { "ExAllocatePoolWithTag" }
     );
 
-    let status = run_scenarios();
+    let ok = run_scenarios(driver.cast());
 
     #[cfg(raw_join_selftest)]
     selftest::run();
@@ -77,92 +127,82 @@ pub unsafe extern "system" fn driver_entry(
 
     #[cfg(leak_thread)]
     leak::start();
+    #[cfg(leak_forget)]
+    scenarios::leak_forget();
 
-    log!("system-thread-demo: end status={status:x}");
-    status
-}
-
-unsafe extern "system" fn driver_unload(_driver: *mut DriverObject) {
-    log!("system-thread-demo: unload");
-}
-
-/// Placeholder until the library lands: checks that the allocator round-trips.
-fn run_scenarios() -> i32 {
-    let mut v = alloc::vec::Vec::with_capacity(4);
-    v.extend_from_slice(&[1u32, 2, 3, 4]);
-    let sum: u32 = v.iter().sum();
-    log!("system-thread-demo: alloc sum={sum} (100% ok)");
+    // Always STATUS_SUCCESS: a failed DriverEntry gets no DriverUnload, and the worker must
+    // be stopped by one. The verdict is in `ok=`.
+    report!("driver", "end", "status={:#x} ok={}", STATUS_SUCCESS, u8::from(ok));
     STATUS_SUCCESS
 }
 
-/// Raw thread FFI shared by the tooling-only variants (`leak_thread`, `raw_join_selftest`).
-#[cfg(any(leak_thread, raw_join_selftest))]
-mod raw {
-    use core::ffi::c_void;
-    use core::ptr;
+unsafe extern "system" fn driver_unload(_driver: *mut DriverObject) {
+    report!("driver", "unload-begin");
+    #[cfg(not(raw_baseline))]
+    scenarios::stop_worker();
+    report!("driver", "unload-complete");
+}
 
-    #[repr(C)]
-    pub struct ObjectAttributes {
-        pub length: u32,
-        pub root_directory: *mut c_void,
-        pub object_name: *const crate::rt::UnicodeString,
-        pub attributes: u32,
-        pub security_descriptor: *mut c_void,
-        pub security_quality_of_service: *mut c_void,
+/// `--cfg guard`: the innocent driver the Wine stages load into the same host first. It
+/// creates no thread; if the host dies, a thread of the driver under test did it.
+fn guard_entry(driver: *mut DriverObject) -> i32 {
+    unsafe extern "system" fn guard_unload(_driver: *mut DriverObject) {
+        report!("guard", "unload");
     }
-
-    pub const OBJ_KERNEL_HANDLE: u32 = 0x200;
-    pub const THREAD_ALL_ACCESS: u32 = 0x001F_FFFF;
-    #[cfg(raw_join_selftest)]
-    pub const SYNCHRONIZE: u32 = 0x0010_0000;
-    pub const KERNEL_MODE: i8 = 0;
-
-    pub type StartRoutine = unsafe extern "system" fn(context: *mut c_void);
-
-    #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
-    unsafe extern "system" {
-        fn PsCreateSystemThread(
-            handle: *mut *mut c_void,
-            access: u32,
-            attributes: *mut ObjectAttributes,
-            process: *mut c_void,
-            client_id: *mut c_void,
-            start: StartRoutine,
-            context: *mut c_void,
-        ) -> i32;
-        pub fn ZwClose(handle: *mut c_void) -> i32;
-        pub fn KeDelayExecutionThread(mode: i8, alertable: u8, interval: *const i64) -> i32;
+    if !driver.is_null() {
+        // SAFETY: as in `driver_entry`.
+        unsafe { (*driver).driver_unload = Some(guard_unload) };
     }
+    report!("guard", "loaded");
+    STATUS_SUCCESS
+}
 
-    /// Creates a system-process thread with a kernel handle; returns (status, handle).
-    ///
-    /// # Safety
-    ///
-    /// `start` must be sound to run concurrently with `context`, for as long as it runs.
-    pub unsafe fn create(start: StartRoutine, context: *mut c_void) -> (i32, *mut c_void) {
-        let mut attributes = ObjectAttributes {
-            length: size_of::<ObjectAttributes>() as u32,
-            root_directory: ptr::null_mut(),
-            object_name: ptr::null(),
-            attributes: OBJ_KERNEL_HANDLE,
-            security_descriptor: ptr::null_mut(),
-            security_quality_of_service: ptr::null_mut(),
-        };
-        let mut handle = ptr::null_mut();
-        // SAFETY: all pointers are valid for the call; the caller vouches for start/context.
-        let status = unsafe {
-            PsCreateSystemThread(
-                &mut handle,
-                THREAD_ALL_ACCESS,
-                &mut attributes,
-                ptr::null_mut(),
-                ptr::null_mut(),
-                start,
-                context,
-            )
-        };
-        (status, handle)
+/// One spawn+join between two markers, so the harness can count the kernel calls it takes.
+fn count_calls(once: fn(u32) -> Option<u64>) -> bool {
+    report!("calls", "begin");
+    let value = once(5);
+    let expected = work::mix(5);
+    let ok = value == Some(expected);
+    report!("calls", "end", "value={:#x} expected={:#x} ok={}", value.unwrap_or(0), expected, u8::from(ok));
+    ok
+}
+
+#[cfg(not(raw_baseline))]
+fn run_scenarios(driver: *mut c_void) -> bool {
+    use scenarios as s;
+    let mut ok = s::spawn_join();
+    ok &= s::parallel();
+    ok &= count_calls(s::spawn_join_once);
+    #[cfg(bench_cycles)]
+    {
+        let _ = driver;
+        ok &= bench::run("library", s::spawn_join_once);
     }
+    #[cfg(not(bench_cycles))]
+    {
+        // Started early so that it ticks while the other scenarios run.
+        ok &= s::start_worker();
+        ok &= s::timeout();
+        ok &= s::scoped();
+        ok &= s::irql();
+        ok &= s::builder();
+        ok &= s::io_object(driver);
+        ok &= s::display();
+    }
+    ok
+}
+
+#[cfg(raw_baseline)]
+fn run_scenarios(_driver: *mut c_void) -> bool {
+    use baseline as b;
+    let mut ok = b::spawn_join();
+    ok &= b::parallel();
+    ok &= count_calls(b::spawn_join_once);
+    #[cfg(bench_cycles)]
+    {
+        ok &= bench::run("raw", b::spawn_join_once);
+    }
+    ok
 }
 
 /// The deliberate leak: a raw thread that keeps executing this image's code forever.
@@ -173,7 +213,7 @@ mod leak {
     use core::ptr;
 
     unsafe extern "system" fn forever(_context: *mut c_void) {
-        log!("system-thread-demo: leaked thread running");
+        report!("leak", "thread-running", "via=raw");
         let interval: i64 = -100_000; // 10 ms, relative, in 100 ns units
         loop {
             // SAFETY: `interval` is a valid LARGE_INTEGER; system threads run at PASSIVE_LEVEL.
@@ -183,8 +223,8 @@ mod leak {
 
     pub fn start() {
         // SAFETY: `forever` touches no context. Never joining it is the point of this variant.
-        let (status, handle) = unsafe { raw::create(forever, ptr::null_mut()) };
-        log!("system-thread-demo: leak thread created status={status:x}");
+        let (status, handle, _) = unsafe { raw::create(forever, ptr::null_mut()) };
+        report!("leak", "created", "status={:#x}", status);
         if status >= 0 {
             // SAFETY: `handle` is the kernel handle PsCreateSystemThread just returned.
             unsafe { raw::ZwClose(handle) };
@@ -200,26 +240,7 @@ mod selftest {
     use core::ffi::c_void;
     use core::ptr;
 
-    #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
-    unsafe extern "system" {
-        fn ObReferenceObjectByHandle(
-            handle: *mut c_void,
-            access: u32,
-            object_type: *mut c_void,
-            mode: i8,
-            object: *mut *mut c_void,
-            info: *mut c_void,
-        ) -> i32;
-        fn ObfDereferenceObject(object: *mut c_void) -> isize;
-        fn KeWaitForSingleObject(
-            object: *mut c_void,
-            reason: u32,
-            mode: i8,
-            alertable: u8,
-            timeout: *const i64,
-        ) -> i32;
-        fn PsTerminateSystemThread(status: i32) -> i32;
-    }
+    use raw::{KeWaitForSingleObject, ObReferenceObjectByHandle, ObfDereferenceObject, PsTerminateSystemThread};
 
     /// A 12 KiB frame: exercises `__chkstk` (rt.rs) on a fresh thread stack.
     #[inline(never)]
@@ -253,9 +274,9 @@ mod selftest {
         let mut value: u32 = 0;
         let ctx = (&raw mut value).cast::<c_void>();
         // SAFETY: the thread only writes `value`, and it is joined below before `value` dies.
-        let (status, handle) = unsafe { raw::create(start, ctx) };
+        let (status, handle, _) = unsafe { raw::create(start, ctx) };
         if status < 0 {
-            log!("system-thread-demo: selftest {name} create failed status={status:x}");
+            report!("selftest", "create-failed", "name={} status={:#x}", name, status);
             return;
         }
         let mut thread = ptr::null_mut();
@@ -274,7 +295,7 @@ mod selftest {
         unsafe { raw::ZwClose(handle) };
         if status < 0 {
             // Cannot join: keep `value` alive forever rather than let the thread scribble.
-            log!("system-thread-demo: selftest {name} reference failed status={status:x}");
+            report!("selftest", "reference-failed", "name={} status={:#x}", name, status);
             loop {
                 core::hint::spin_loop();
             }
@@ -285,7 +306,7 @@ mod selftest {
         unsafe { ObfDereferenceObject(thread) };
         // SAFETY: the thread has exited (wait on the thread object), so no one else writes.
         let value = unsafe { (&raw const value).read_volatile() };
-        log!("system-thread-demo: selftest {name} joined wait={wait:x} value={value}");
+        report!("selftest", "joined", "name={} wait={:#x} value={}", name, wait, value);
     }
 
     pub fn run() {

@@ -1,0 +1,54 @@
+//! A global that holds at most one value, filled and emptied without locks or spinning.
+//!
+//! The demo keeps its worker's join handle here between DriverEntry (which fills it) and
+//! DriverUnload (which empties it). The I/O manager serializes those two routines, but the
+//! slot does not rely on it: `put` and `take` claim the slot with a compare-exchange, so
+//! concurrent callers cannot both touch the value.
+
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+const EMPTY: u8 = 0;
+/// Claimed by one `put` or `take` that is moving the value in or out.
+const BUSY: u8 = 1;
+const FULL: u8 = 2;
+
+pub struct Slot<T> {
+    state: AtomicU8,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+// SAFETY: the value is only accessed by the one caller that won the compare-exchange into
+// BUSY, and it moves between threads (put on one, take on another): that needs `T: Send`,
+// and nothing more, since no reference to the value is ever shared.
+unsafe impl<T: Send> Sync for Slot<T> {}
+
+impl<T> Slot<T> {
+    pub const fn new() -> Self {
+        Self { state: AtomicU8::new(EMPTY), value: UnsafeCell::new(MaybeUninit::uninit()) }
+    }
+
+    /// Stores `value`, or hands it back if the slot is not empty.
+    pub fn put(&self, value: T) -> Result<(), T> {
+        if self.state.compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return Err(value);
+        }
+        // SAFETY: state BUSY, claimed by us: nobody else reads or writes the cell.
+        unsafe { (*self.value.get()).write(value) };
+        self.state.store(FULL, Ordering::Release);
+        Ok(())
+    }
+
+    /// Moves the value out, if there is one.
+    pub fn take(&self) -> Option<T> {
+        if self.state.compare_exchange(FULL, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return None;
+        }
+        // SAFETY: state was FULL (the value is initialized, published by `put`'s Release
+        // store) and is now BUSY, claimed by us; it is read once and the state becomes EMPTY.
+        let value = unsafe { (*self.value.get()).assume_init_read() };
+        self.state.store(EMPTY, Ordering::Release);
+        Some(value)
+    }
+}
