@@ -35,6 +35,9 @@ OBJ_KERNEL_HANDLE = 0x200
 DRIVER_UNLOAD_OFFSET = 0x68        # DRIVER_OBJECT.DriverUnload on x64
 EAGER_STACK_SIZE = 0x6000          # KERNEL_STACK_SIZE on x64
 EAGER_RETURN_API = "HarnessEagerThreadReturn"   # fake export used as the return address
+# Routines MmGetSystemRoutineAddress reports as missing (speakeasy otherwise resolves every
+# name to a stub). Empty: the emulated kernel is a Windows 10 that has IoCreateSystemThread.
+MISSING_ROUTINES: set[str] = set()
 NOISE_APIS = {"ntoskrnl.memcpy", "ntoskrnl.memmove", "ntoskrnl.memset", "ntoskrnl.memcmp",
               "ntoskrnl.strlen"}
 
@@ -102,6 +105,25 @@ def all_calls(summary: dict) -> list[dict]:
     return [c for ep in summary["entry_points"] for c in ep["apis"]]
 
 
+def calls_between(summary: dict, begin: str, end: str) -> list[str] | None:
+    """Names of the kernel calls between two DbgPrint markers (DbgPrint, mem*/strlen and the
+    harness's own sentinel left out); None when the markers are missing."""
+    names: list[str] = []
+    inside = False
+    for c in all_calls(summary):
+        api = c["api"] or ""
+        if api in ("ntoskrnl.DbgPrint", "ntoskrnl.DbgPrintEx"):
+            text = str(c["args"][0] if c["args"] else "")
+            if text.startswith(begin):
+                inside, names = True, []
+            elif text.startswith(end) and inside:
+                return names
+            continue
+        if inside and api not in NOISE_APIS and not api.endswith(EAGER_RETURN_API):
+            names.append(api.split(".", 1)[-1])
+    return None
+
+
 def analyze(summary: dict) -> dict:
     """Balances of handles, object references and pool blocks, plus thread-creation args.
 
@@ -143,6 +165,7 @@ def analyze(summary: dict) -> dict:
             else:
                 del allocs[addr]
 
+    created_count = sum(1 for t in threads if t["status"] >= 0)
     unclosed = sorted(created - set(closed))
     foreign_closes = [h for h in closed if h not in created]
     ref_objs = [r["object"] for r in refs]
@@ -161,6 +184,8 @@ def analyze(summary: dict) -> dict:
                             "(should be NULL)")
     if unclosed:
         problems.append(f"thread handles never closed: {[hex(h) for h in unclosed]}")
+    if created_count != len(closed):
+        problems.append(f"{created_count} thread handles created, {len(closed)} ZwClose calls")
     if len(refs) != len(derefs) or unmatched_refs:
         problems.append(f"object references unbalanced: {len(refs)} ObReferenceObjectByHandle, "
                         f"{len(derefs)} ObfDereferenceObject")
@@ -171,6 +196,8 @@ def analyze(summary: dict) -> dict:
 
     return {
         "threads_created": len(threads),
+        "calls_per_spawn_join": calls_between(summary, "system-thread-demo: calls begin",
+                                              "system-thread-demo: calls end"),
         "thread_args": threads,
         "handles": {"created": len(created), "closed": len(closed),
                     "unclosed": [hex(h) for h in unclosed],
@@ -239,9 +266,11 @@ def emulate(path: str, mode: str) -> dict:
                        "object": obj, "status": rv})
         return rv
 
-    def ps_create_system_thread(emu, api, orig, argv):
+    def ps_create_system_thread(emu, api, orig, argv, via="PsCreateSystemThread",
+                                io_object=None):
         h_out, access, objattr, h_proc, client_id, start, ctx = argv
-        rec = {"kind": "PsCreateSystemThread", "desired_access": access,
+        rec = {"kind": "PsCreateSystemThread", "via": via, "io_object": io_object,
+               "desired_access": access,
                "object_attributes": objattr, "attributes": None, "kernel_handle": False,
                "process_handle": h_proc, "client_id": client_id, "start_routine": start,
                "context": ctx, "mode": mode}
@@ -256,6 +285,13 @@ def emulate(path: str, mode: str) -> dict:
         # speakeasy writes only the low 4 bytes of the HANDLE
         handle = int.from_bytes(emu.mem_read(h_out, 4), "little") if h_out else 0
         rec["handle"] = handle
+        if client_id and rv == STATUS_SUCCESS:
+            # speakeasy 1.5.11 declares CLIENT_ID with two 32-bit fields, so UniqueThread
+            # lands at offset 4 instead of 8: rewrite it with the x64 layout.
+            raw = emu.mem_read(client_id, 8)
+            pid, tid = int.from_bytes(raw[:4], "little"), int.from_bytes(raw[4:8], "little")
+            emu.mem_write(client_id, pid.to_bytes(8, "little") + tid.to_bytes(8, "little"))
+            rec["thread_id"] = tid
         events.append(rec)
         if mode != "eager" or rv != STATUS_SUCCESS or len(emu.run_queue) == before:
             return rv
@@ -270,18 +306,45 @@ def emulate(path: str, mode: str) -> dict:
         emu.mem_write(rsp, state["eager_ret"].to_bytes(8, "little"))
         if run.thread is not None:
             emu.set_current_thread(run.thread)
-        emu.set_stack_ptr(rsp)
         emu.reg_write("rcx", ctx)
-        emu.set_pc(start)
         rec["eager"] = True
+        if io_object is None:
+            emu.set_stack_ptr(rsp)
+            emu.set_pc(start)
+        else:
+            # Hooks of APIs speakeasy lacks always end in a "return" to [rsp]: let that
+            # return land on the start routine, with the sentinel as its return address.
+            emu.set_stack_ptr(rsp - 8)
+            emu.mem_write(rsp - 8, start.to_bytes(8, "little"))
         return rv          # pc moved: speakeasy does not perform the call return itself
+
+    def io_create_system_thread(emu, api, orig, argv):
+        # Windows 8+ semantics: PsCreateSystemThread plus a reference on the I/O object
+        # (not modelled). speakeasy 1.5.11 lacks the routine; it reaches us through
+        # MmGetSystemRoutineAddress.
+        mod, attrs = emu.api.get_export_func_handler("ntoskrnl", "PsCreateSystemThread")
+        func = attrs[1]
+        ps_orig = lambda a: func(mod, emu, a, {"func_name": "ntoskrnl.PsCreateSystemThread"})  # noqa: E731
+        return ps_create_system_thread(emu, api, ps_orig, list(argv[1:8]),
+                                       via="IoCreateSystemThread", io_object=argv[0])
+
+    def mm_get_system_routine_address(emu, api, orig, argv):
+        # speakeasy reads the name up to a NUL and ignores UNICODE_STRING.Length; a name
+        # need not be NUL-terminated (system-thread's are not).
+        us = argv[0]
+        length = int.from_bytes(emu.mem_read(us, 2), "little")
+        buf = int.from_bytes(emu.mem_read(us + 8, 8), "little")
+        name = emu.mem_read(buf, length).decode("utf-16-le", "replace") if buf and length else ""
+        addr = 0 if name in MISSING_ROUTINES else emu.get_proc("ntoskrnl", name)
+        events.append({"kind": "MmGetSystemRoutineAddress", "name": name, "address": addr})
+        return addr
 
     def finish_eager(emu, exit_status, via):
         frame = eager_frames.pop()
         events.append({"kind": "EagerThreadExit", "handle": frame["handle"],
                        "exit_status": exit_status, "via": via})
-        if frame["thread"] is not None:
-            emu.set_current_thread(frame["thread"])
+        # Back to the creator, also when that is DriverEntry (no thread object: None).
+        emu.set_current_thread(frame["thread"])
         return frame
 
     def eager_thread_return(emu, api, orig, argv):
@@ -323,6 +386,8 @@ def emulate(path: str, mode: str) -> dict:
         (ret_const(0), "KeAreAllApcsDisabled", 0),
         (ob_reference_object_by_handle, "ObReferenceObjectByHandle", 6),
         (ps_create_system_thread, "PsCreateSystemThread", 7),
+        (io_create_system_thread, "IoCreateSystemThread", 8),
+        (mm_get_system_routine_address, "MmGetSystemRoutineAddress", 1),
         (ps_terminate_system_thread, "PsTerminateSystemThread", 1),
         (eager_thread_return, EAGER_RETURN_API, 0),
     ]
