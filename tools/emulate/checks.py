@@ -1,23 +1,32 @@
-"""Scenario expectations for the demo driver: the one place to extend when scenarios land.
+"""Expectations on the demo driver's output: the one place to extend when scenarios change.
 
-Every check returns a list of failure messages (empty = pass). Inputs:
-  * lines: the driver's DbgPrint texts in order (already without "\\n"),
-  * a speakeasy summary (speakeasy_run.summarise), or a Wine stage result (run.py).
+The driver prints `system-thread-demo: <scenario> <event> key=value ... [text=...]` (format
+defined at the top of examples/demo-driver/src/lib.rs). Every check returns a list of
+failure messages (empty = pass).
+
+What the emulators can show differs, so checks are context-aware:
+  * wine: real threads, real waits, real time. Everything is checked, including which OS
+    thread printed each line (Wine's per-line tid) and the order in which lines appeared.
+  * speakeasy-eager: PsCreateSystemThread runs the thread to completion before returning
+    (a harness hook), and every wait returns at once. Values, ids and resource balances are
+    checked; timing is not: the timed join finds the thread finished (status 0x0), the
+    worker sees its (no-op) wait succeed and exits with ticks=0. IoCreateSystemThread
+    exists there (Windows 8+), so the I/O-object thread is really created and joined.
+  * speakeasy-queued: speakeasy's own semantics, threads run only after DriverEntry
+    returns. Every join must then report the failed wait (0xC0000001) instead of a value
+    read from a slot the thread never wrote; the balances must still hold.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 TAG = "system-thread-demo:"
+_LINE = re.compile(r"^system-thread-demo: (?P<scenario>\S+) (?P<event>\S+)(?: (?P<rest>.*))?$")
 
-# (regex, description) that must appear in this order in the driver's output, in every
-# emulator. Add scenario lines here.
-EXPECTED_IN_ORDER: list[tuple[str, str]] = [
-    (r"^system-thread-demo: begin$", "DriverEntry ran"),
-    (r"^system-thread-demo: end status=0$", "DriverEntry finished with STATUS_SUCCESS"),
-    (r"^system-thread-demo: unload$", "DriverUnload ran"),
-]
+STATUS_TIMEOUT = 0x102
+STATUS_UNSUCCESSFUL = 0xC0000001
 
 # Lines that must never appear.
 FORBIDDEN: list[tuple[str, str]] = [
@@ -25,64 +34,353 @@ FORBIDDEN: list[tuple[str, str]] = [
     (r"FAIL", "a scenario reported failure"),
 ]
 
-# Extra expectations per emulator/mode, e.g. join results that only eager speakeasy and
-# Wine can produce (speakeasy's queued mode runs threads after DriverEntry).
-EXPECTED_BY_CONTEXT: dict[str, list[tuple[str, str]]] = {
-    "wine": [],
-    "speakeasy-eager": [],
-    "speakeasy-queued": [],
-}
+# Lines printed by spawned threads (scenario, event) in the library demo and the baseline.
+THREAD_LINES = {("spawn", "value-written"), ("parallel", "part"), ("timeout", "value-written"),
+                ("irql", "thread"), ("builder", "value-written"), ("worker", "tick"),
+                ("worker", "exiting"), ("leak", "thread-running")}
 
-# The raw-join self-test variant (--selftest) adds these.
+
+@dataclass
+class Event:
+    index: int                  # position in the output
+    scenario: str
+    event: str
+    fields: dict[str, str] = field(default_factory=dict)
+    ts: float | None = None     # Wine only
+    tid: int | None = None      # Wine only: the OS thread that printed the line
+    line: str = ""
+
+    def int(self, key: str) -> int | None:
+        v = self.fields.get(key)
+        if v is None:
+            return None
+        try:
+            return int(v, 0)
+        except ValueError:
+            return None
+
+
+def fields(line: str) -> dict[str, str]:
+    """key=value pairs of a line; `text=` runs to the end of the line."""
+    m = _LINE.match(line)
+    rest = (m.group("rest") or "") if m else line
+    out: dict[str, str] = {}
+    while rest:
+        if rest.startswith("text="):
+            out["text"] = rest[5:]
+            break
+        tok, _, rest = rest.partition(" ")
+        k, eq, v = tok.partition("=")
+        if eq:
+            out[k] = v
+    return out
+
+
+def parse(records: list) -> list[Event]:
+    """records: texts, or [ts, tid, text] triples (Wine)."""
+    events = []
+    for i, r in enumerate(records):
+        ts = tid = None
+        text = r
+        if isinstance(r, (list, tuple)):
+            ts, tid, text = r
+        m = _LINE.match(text)
+        if not m:
+            continue
+        events.append(Event(i, m.group("scenario"), m.group("event"), fields(text), ts, tid,
+                            text))
+    return events
+
+
+class Checker:
+    def __init__(self, context: str, events: list[Event]):
+        self.context = context
+        self.events = events
+        self.fails: list[str] = []
+
+    def fail(self, msg: str) -> None:
+        self.fails.append(f"[{self.context}] {msg}")
+
+    def find(self, scenario: str, event: str) -> list[Event]:
+        return [e for e in self.events if e.scenario == scenario and e.event == event]
+
+    def one(self, scenario: str, event: str, what: str) -> Event | None:
+        found = self.find(scenario, event)
+        if len(found) != 1:
+            self.fail(f"expected one `{scenario} {event}` line ({what}), found {len(found)}")
+            return None
+        return found[0]
+
+    def expect(self, cond: bool, msg: str) -> bool:
+        if not cond:
+            self.fail(msg)
+        return cond
+
+    def before(self, a: Event | None, b: Event | None, what: str) -> None:
+        if a is not None and b is not None:
+            self.expect(a.index < b.index, f"order: {what}: `{a.line}` is not before `{b.line}`")
+
+    def ok_and_values(self, e: Event | None, what: str) -> None:
+        """ok=1, and value == expected as the harness reads them too."""
+        if e is None:
+            return
+        self.expect(e.fields.get("ok") == "1", f"{what}: ok is not 1: {e.line}")
+        if "value" in e.fields and "expected" in e.fields:
+            self.expect(e.int("value") == e.int("expected"),
+                        f"{what}: value != expected: {e.line}")
+
+
+# -- shared -----------------------------------------------------------------------------
+
+def check_frame(c: Checker, lines: list[str]) -> None:
+    """DriverEntry and DriverUnload ran, in order, and nothing forbidden was printed."""
+    begin = c.one("driver", "begin", "DriverEntry ran")
+    end = c.one("driver", "end", "DriverEntry finished")
+    ub = c.one("driver", "unload-begin", "DriverUnload ran")
+    uc = c.one("driver", "unload-complete", "DriverUnload finished")
+    c.before(begin, end, "DriverEntry")
+    c.before(end, ub, "DriverEntry before DriverUnload")
+    c.before(ub, uc, "DriverUnload")
+    if end is not None:
+        c.expect(end.int("status") == 0, f"DriverEntry status is not 0: {end.line}")
+    for rx, what in FORBIDDEN:
+        for line in lines:
+            if line.startswith(TAG) and re.search(rx, line):
+                c.fail(f"{what}: {line!r}")
+
+
+def check_spawn_parallel_calls(c: Checker, real: bool) -> None:
+    """Scenarios a and b and the call-count cycle (library demo and raw baseline)."""
+    written = c.one("spawn", "value-written", "the thread of scenario a")
+    joined = c.one("spawn", "joined", "scenario a joined")
+    c.ok_and_values(joined, "spawn+join")
+    if written and joined:
+        c.expect(written.fields.get("value") == joined.fields.get("value"),
+                 "spawn: the joined value is not the one the thread wrote")
+        c.expect(written.int("id") == joined.int("handle_id"),
+                 f"spawn: the thread's current_id() {written.fields.get('id')} != the "
+                 f"handle's thread_id() {joined.fields.get('handle_id')}")
+        if real:
+            c.before(written, joined, "the join returned after the thread wrote its value")
+    parts = c.find("parallel", "part")
+    pj = c.one("parallel", "joined", "scenario b joined")
+    c.ok_and_values(pj, "parallel")
+    if pj:
+        c.expect(pj.int("threads") == 4 and len(parts) == 4,
+                 f"parallel: 4 threads expected, {len(parts)} parts, {pj.line}")
+        c.expect(sorted(p.int("index") or 0 for p in parts) == [0, 1, 2, 3],
+                 "parallel: slices 0..3 each computed once")
+        c.expect(sum(p.int("sum") or 0 for p in parts) == pj.int("value"),
+                 "parallel: the joined total is not the sum of the parts")
+        if real:
+            for p in parts:
+                c.before(p, pj, "parallel: a part before the join of all")
+    c.ok_and_values(c.one("calls", "end", "the bracketed spawn+join"), "calls")
+
+
+def check_tids(c: Checker) -> None:
+    """Wine: spawned threads printed from other OS threads than DriverEntry, and each
+    thread's `id=` (PsGetCurrentThreadId through current_id()) is the OS thread id."""
+    begin = c.find("driver", "begin")
+    if not begin or begin[0].tid is None:
+        c.fail("no thread id for DriverEntry's lines")
+        return
+    entry_tid = begin[0].tid
+    for e in c.events:
+        if (e.scenario, e.event) in THREAD_LINES:
+            c.expect(e.tid != entry_tid,
+                     f"tids: `{e.line}` was printed on DriverEntry's thread {entry_tid:#x}")
+            if "id" in e.fields:
+                c.expect(e.int("id") == e.tid,
+                         f"tids: current_id() {e.fields['id']} != Wine's thread id "
+                         f"{e.tid:#x} in `{e.line}`")
+        elif e.scenario in ("driver", "spawn", "parallel") and e.event in ("begin", "end",
+                                                                           "joined"):
+            c.expect(e.tid == entry_tid, f"tids: `{e.line}` not on DriverEntry's thread")
+    sj = c.find("spawn", "begin")
+    if sj and "entry_id" in sj[0].fields:
+        c.expect(sj[0].int("entry_id") == entry_tid,
+                 f"tids: DriverEntry's current_id() != Wine's thread id {entry_tid:#x}")
+    parts = {e.tid for e in c.find("parallel", "part")}
+    c.expect(len(parts) == 4, f"tids: the 4 parallel parts ran on {len(parts)} OS threads")
+
+
+# -- the library demo, by context -------------------------------------------------------
+
+def check_library(c: Checker, mode: str) -> None:
+    real = mode == "wine"
+    check_spawn_parallel_calls(c, real)
+
+    # c. timed join
+    first = c.one("timeout", "first-join", "the timed join")
+    written = c.one("timeout", "value-written", "the sleeping thread")
+    joined = c.one("timeout", "joined", "the join after the timeout")
+    c.ok_and_values(joined, "timeout")
+    if first:
+        want = STATUS_TIMEOUT if real else 0
+        c.expect(first.int("status") == want,
+                 f"timeout: the first join returned {first.fields.get('status')}, "
+                 f"expected {want:#x}: {first.line}")
+    if real:
+        c.expect(first is not None and first.fields.get("timed_out") == "1",
+                 "timeout: JoinError::is_timeout() is not true")
+        c.before(first, written, "the 20 ms join timed out before the thread (200 ms) wrote")
+        c.before(written, joined, "the join returned after the thread wrote its value")
+        if first and written and first.ts is not None and written.ts is not None:
+            c.expect(written.ts - first.ts >= 0.1,
+                     f"timeout: the thread wrote {written.ts - first.ts:.3f} s after the "
+                     "timed-out join; it sleeps 200 ms")
+
+    # d. scope
+    c.ok_and_values(c.one("scope", "verified", "the scope"), "scope")
+
+    # e. worker
+    started = c.one("worker", "started", "the worker")
+    ticks = c.find("worker", "tick")
+    exiting = c.one("worker", "exiting", "the worker's exit")
+    wj = c.one("worker", "worker-joined", "DriverUnload joined the worker")
+    uc = c.find("driver", "unload-complete")
+    ub = c.find("driver", "unload-begin")
+    c.ok_and_values(wj, "worker")
+    if wj and uc:
+        c.before(wj, uc[0], "the worker was joined before DriverUnload returned")
+    c.before(exiting, wj, "the worker exited before its join returned")
+    if real:
+        loaded = [t for t in ticks if not ub or t.index < ub[0].index]
+        c.expect(len(loaded) >= 2, f"worker: {len(loaded)} ticks while loaded, want >= 2")
+        c.expect([t.int("n") for t in ticks] == list(range(1, len(ticks) + 1)),
+                 "worker: ticks are not numbered 1, 2, ...")
+        if wj:
+            c.expect(wj.int("ticks") == len(ticks),
+                     f"worker: joined ticks={wj.fields.get('ticks')}, {len(ticks)} tick lines")
+        if ticks:
+            c.before(started, ticks[0], "worker started before ticking")
+            c.before(ticks[-1], wj, "the last tick before worker-joined")
+        if started and ub and wj:
+            c.expect(wj.tid == ub[0].tid, "worker: joined on a different thread than "
+                     "DriverUnload's")
+    elif wj:
+        c.expect(wj.int("ticks") == 0 and not ticks,
+                 f"worker: speakeasy waits succeed at once, ticks=0 expected: {wj.line}")
+
+    # f. IRQL
+    t = c.one("irql", "thread", "IRQL seen by the thread")
+    if t:
+        c.expect(t.int("irql") == 0, f"irql: thread at {t.fields.get('irql')}, want 0")
+    c.ok_and_values(c.one("irql", "joined", "IRQL joined"), "irql")
+
+    # g. Builder: name + priority. Wine 8 and speakeasy (hook) both accept the name.
+    c.ok_and_values(c.one("builder", "joined", "the named thread with a priority"), "builder")
+    c.before(c.find("builder", "value-written")[0] if c.find("builder", "value-written")
+             else None, c.find("builder", "joined")[0] if c.find("builder", "joined") else None,
+             "builder: value written before the join returned")
+
+    # h. I/O object: Wine 8 lacks IoCreateSystemThread; the emulated Windows 10 has it.
+    if real:
+        e = c.one("io_object", "not-supported", "IoCreateSystemThread missing in Wine")
+        if e:
+            c.expect(e.fields.get("routine") == "IoCreateSystemThread", f"io_object: {e.line}")
+    else:
+        c.ok_and_values(c.one("io_object", "joined", "thread created by IoCreateSystemThread"),
+                        "io_object")
+
+    # i. Display
+    d = c.one("display", "spawn-error", "an error's Display text")
+    c.ok_and_values(d, "display")
+    if d:
+        c.expect(d.fields.get("text", "").startswith(
+            "system-thread: spawn failed: invalid argument: priority must be 1 to 31"),
+            f"display: unexpected text: {d.line}")
+        c.expect(d.int("status") == 0xC000000D, "display: status is not INVALID_PARAMETER")
+
+    if real:
+        check_tids(c)
+    end = c.find("driver", "end")
+    if end:
+        c.expect(end[0].fields.get("ok") == "1", f"DriverEntry's verdict: {end[0].line}")
+
+
+def check_queued(c: Checker) -> None:
+    """Threads have not run when DriverEntry joins them: every join must say so."""
+    for scen in ("spawn", "irql", "builder", "io_object"):
+        e = c.one(scen, "join-error", "join before the thread ran")
+        if e:
+            c.expect(e.int("status") == STATUS_UNSUCCESSFUL,
+                     f"{scen}: join of a thread that never ran: {e.line}")
+    for e in c.find("spawn", "joined") + c.find("timeout", "joined"):
+        c.fail(f"a join returned a value although the thread had not run: {e.line}")
+    first = c.one("timeout", "first-join", "the timed join")
+    if first:
+        c.expect(first.int("status") == STATUS_UNSUCCESSFUL, f"timeout: {first.line}")
+    pj = c.one("parallel", "joined", "scenario b")
+    if pj:
+        c.expect(pj.int("threads") == 0, f"parallel: {pj.line}")
+    end = c.find("driver", "end")
+    written = c.find("spawn", "value-written")
+    if end and written:
+        c.before(end[0], written[0], "queued: threads run after DriverEntry returned")
+    d = c.one("display", "spawn-error", "Display text")
+    c.ok_and_values(d, "display")
+    c.ok_and_values(c.one("worker", "worker-joined", "the worker"), "worker")
+
+
+def check_raw(c: Checker, real: bool) -> None:
+    check_spawn_parallel_calls(c, real)
+    end = c.find("driver", "end")
+    if end:
+        c.expect(end[0].fields.get("ok") == "1", f"DriverEntry's verdict: {end[0].line}")
+
+
 SELFTEST_EXPECTED: dict[str, list[tuple[str, str]]] = {
-    "wine": [(r"selftest return joined wait=0 value=42$", "join after return"),
-             (r"selftest terminate joined wait=0 value=7$", "join after PsTerminateSystemThread")],
-    "speakeasy-eager": [(r"selftest return joined wait=0 value=42$", "eager join after return"),
-                        (r"selftest terminate joined wait=0 value=7$",
+    "wine": [(r"selftest joined name=return wait=0x0 value=42$", "join after return"),
+             (r"selftest joined name=terminate wait=0x0 value=7$",
+              "join after PsTerminateSystemThread")],
+    "speakeasy-eager": [(r"selftest joined name=return wait=0x0 value=42$", "eager return"),
+                        (r"selftest joined name=terminate wait=0x0 value=7$",
                          "eager join after PsTerminateSystemThread")],
-    "speakeasy-queued": [(r"selftest return joined wait=0 value=0$",
+    "speakeasy-queued": [(r"selftest joined name=return wait=0x0 value=0$",
                           "queued mode: thread has not run at join time")],
 }
 
 
-def driver_lines(lines: list[str]) -> list[str]:
-    return [line for line in lines if line.startswith(TAG)]
-
-
-def check_lines(lines: list[str], context: str, selftest: bool = False) -> list[str]:
-    fails: list[str] = []
-    lines = driver_lines(lines)
-    pos = 0
-    for rx, what in EXPECTED_IN_ORDER:
-        for i in range(pos, len(lines)):
-            if re.search(rx, lines[i]):
-                pos = i + 1
-                break
-        else:
-            fails.append(f"[{context}] missing (in order) /{rx}/: {what}")
-    extra = list(EXPECTED_BY_CONTEXT.get(context, []))
+def check_output(records: list, context: str, variant: str, selftest: bool) -> list[str]:
+    lines = [r[2] if isinstance(r, (list, tuple)) else r for r in records]
+    c = Checker(f"{context}/{variant}", parse(records))
+    check_frame(c, lines)
+    if variant == "raw":
+        check_raw(c, context == "wine")
+    elif context == "speakeasy-queued":
+        check_queued(c)
+    else:
+        check_library(c, "wine" if context == "wine" else "eager")
     if selftest:
-        extra += SELFTEST_EXPECTED.get(context, [])
-    for rx, what in extra:
-        if not any(re.search(rx, line) for line in lines):
-            fails.append(f"[{context}] missing /{rx}/: {what}")
-    for rx, what in FORBIDDEN:
-        for line in lines:
-            if re.search(rx, line):
-                fails.append(f"[{context}] {what}: {line!r}")
-    return fails
+        for rx, what in SELFTEST_EXPECTED.get(context, []):
+            if not any(re.search(rx, line) for line in lines):
+                c.fail(f"missing /{rx}/: {what}")
+    return c.fails
 
 
-def check_speakeasy(summary: dict, selftest: bool = False) -> list[str]:
+# -- per emulator -----------------------------------------------------------------------
+
+def check_speakeasy(summary: dict, variant: str = "normal", selftest: bool = False) -> list[str]:
+    """Output checks plus the API-trace balances computed by speakeasy_run.analyze:
+    OBJ_KERNEL_HANDLE and a NULL process on every thread creation (PsCreateSystemThread and
+    IoCreateSystemThread), handles created == ZwClose'd, ObReferenceObjectByHandle ==
+    ObfDereferenceObject, every pool block freed."""
     ctx = f"speakeasy-{summary['mode']}"
-    fails = check_lines(summary["dbgprint"], ctx, selftest)
-    fails += [f"[{ctx}] emulation error: {e}" for e in summary["errors"]]
-    fails += [f"[{ctx}] {p}" for p in summary["analysis"]["problems"]]
+    fails = check_output(summary["dbgprint"], ctx, variant, selftest)
+    fails += [f"[{ctx}/{variant}] emulation error: {e}" for e in summary["errors"]]
+    fails += [f"[{ctx}/{variant}] {p}" for p in summary["analysis"]["problems"]]
+    an = summary["analysis"]
+    if not an["threads_created"]:
+        fails.append(f"[{ctx}/{variant}] no thread was created")
+    if summary["mode"] == "eager" and an.get("calls_per_spawn_join") is None:
+        fails.append(f"[{ctx}/{variant}] no `calls begin`/`calls end` bracket in the trace")
     return fails
 
 
-def check_wine(result: dict, selftest: bool = False) -> list[str]:
-    fails = check_lines(result["lines"], "wine", selftest)
+def check_wine(result: dict, variant: str = "normal", selftest: bool = False) -> list[str]:
+    fails = check_output(result["records"], "wine", variant, selftest)
     if result["start_rc"] != 0:
         fails.append(f"[wine] sc start failed rc={result['start_rc']} (1053: winedevice died "
                      "in DriverEntry, e.g. a call to an export Wine lacks)")
@@ -97,11 +395,15 @@ def check_wine(result: dict, selftest: bool = False) -> list[str]:
     return fails
 
 
-def check_leak(result: dict) -> list[str]:
-    """The deliberately leaking variant must be caught."""
+def check_leak(result: dict, variant: str = "leak") -> list[str]:
+    """A deliberately leaking variant must be caught: its thread ran, and after DriverUnload
+    returned the shared host crashed (page fault in the unloaded image) or the guard could
+    not be stopped."""
     fails: list[str] = []
-    if not any("leaked thread running" in line for line in result["lines"]):
-        fails.append("[wine-leak] the leaked thread never ran (test is vacuous)")
+    if not any("leak thread-running" in line for line in result["lines"]):
+        fails.append(f"[wine-{variant}] the leaked thread never ran (test is vacuous)")
+    if not any(line == "system-thread-demo: driver unload-complete" for line in result["lines"]):
+        fails.append(f"[wine-{variant}] DriverUnload did not complete")
     if not result["detected"]:
-        fails.append("[wine-leak] leaked thread NOT detected: no crash of the shared host")
+        fails.append(f"[wine-{variant}] leaked thread NOT detected: no crash of the shared host")
     return fails

@@ -16,12 +16,21 @@ CACHE = REPO / "target" / "emulate"          # venv, Wine prefix, built .sys fil
 TARGET = "x86_64-pc-windows-msvc"
 DLL_NAME = "system_thread_demo_driver.dll"
 
-# Variant -> (cargo --target-dir relative to DRIVER_DIR or None for the default, extra cfgs)
+# Variant -> (cargo --target-dir relative to DRIVER_DIR or None for the default, extra cfgs).
+# The cfgs are documented at the top of examples/demo-driver/src/lib.rs.
 VARIANTS = {
-    "normal": (None, []),
-    "leak": ("target/leak_thread", ["leak_thread"]),
+    "normal": (None, []),                                       # all scenarios, via the library
+    "raw": ("target/raw_baseline", ["raw_baseline"]),           # a + b by direct kernel calls
+    "leak": ("target/leak_thread", ["leak_thread"]),            # + a raw thread never joined
+    "leak_forget": ("target/leak_forget", ["leak_forget"]),     # + mem::forget(JoinHandle)
     "selftest": ("target/raw_join_selftest", ["raw_join_selftest"]),
+    "bench": ("target/bench", ["bench_cycles"]),                # a + b + 1,000 timed cycles
+    "bench_raw": ("target/bench_raw", ["raw_baseline", "bench_cycles"]),
+    "guard": ("target/guard", ["guard"]),                      # creates no thread (Wine host mate)
 }
+
+# Variants that must be caught by the Wine leak check, and how each leaks.
+LEAK_VARIANTS = {"leak": "raw", "leak_forget": "forget"}
 
 
 class HarnessError(Exception):

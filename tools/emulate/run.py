@@ -1,6 +1,7 @@
 """Build the demo driver and run it under Wine and speakeasy.
 
     python3 tools/emulate/run.py [--wine] [--speakeasy] [--leak-check] [options]
+    python3 tools/emulate/run.py --bench      (figures, not a test)
 
 With none of the three stage flags, all three run. Exit status: 0 all checks passed,
 1 a check failed, 2 the harness/environment failed (message says what is missing).
@@ -20,11 +21,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checks  # noqa: E402
 import pe_check  # noqa: E402
 import speakeasy_run  # noqa: E402
-from common import CACHE, HarnessError, build_driver, log  # noqa: E402
+from common import CACHE, LEAK_VARIANTS, HarnessError, build_driver, log  # noqa: E402
 
 GROUP = "stdemo"           # both drivers of a Wine stage share one winedevice.exe
 TEST_SERVICE = "st_demo"
 GUARD_SERVICE = "st_guard"
+
+
+def run_test_driver(s, service: str, sys_file: Path, leak: bool) -> dict:
+    """Loads one driver into a running session (group GROUP), lets DriverEntry finish and,
+    for the normal variant, the worker tick twice, then unloads it. Returns its results."""
+    res: dict = {"leak": leak, "lines": [], "records": [], "start_rc": None, "stop_rc": None}
+    first = len(s.records)
+    r = s.load(service, sys_file, group=GROUP)
+    res["start_rc"] = r.rc
+    if r.rc == 0:
+        s.wait_for(lambda recs: any(x.text.startswith("system-thread-demo: driver end")
+                                    or "PANIC" in x.text for x in recs[first:]), 20)
+        if leak:
+            s.wait_for(lambda recs: any("leak thread-running" in x.text
+                                        for x in recs[first:]), 10)
+        else:
+            # The worker must tick at least twice while the driver is loaded.
+            s.wait_for(lambda recs: any(x.text == "system-thread-demo: worker tick n=2"
+                                        or "bench done" in x.text
+                                        for x in recs[first:]), 5)
+        st = s.stop(service)
+        res["stop_rc"] = st.rc
+        s.wait_for(lambda recs: any(x.text == "system-thread-demo: driver unload-complete"
+                                    for x in recs[first:]), 5)
+        # Give a leaked thread time to run into the unloaded image (it sleeps 10 ms).
+        settle_until = time.monotonic() + (3.0 if leak else 0.3)
+        while time.monotonic() < settle_until and not s.crashes:
+            s.wait_for(None, 0.1)
+    res["records"] = [[x.ts, x.tid, x.text] for x in s.records[first:]]
+    res["lines"] = [x.text for x in s.records[first:]]
+    return res
 
 
 def wine_stage(test_sys: Path, guard_sys: Path, leak: bool, verbose: bool) -> dict:
@@ -35,40 +67,60 @@ def wine_stage(test_sys: Path, guard_sys: Path, leak: bool, verbose: bool) -> di
     `sc stop` fails."""
     import wine  # noqa: PLC0415
 
-    res: dict = {"leak": leak, "lines": [], "records": [], "crashes": [], "start_rc": None,
-                 "stop_rc": None, "guard_stop_rc": None, "detected": False}
     t0 = time.monotonic()
     session = wine.WineSession(verbose=verbose)
     with session as s:
-        res["session_start_s"] = round(time.monotonic() - t0, 2)
+        session_start = round(time.monotonic() - t0, 2)
         g = s.load(GUARD_SERVICE, guard_sys, group=GROUP)
         if g.rc != 0:
             raise HarnessError(f"the guard driver did not start (rc={g.rc}):\n{g.stdout}")
-        first = len(s.records)
-        r = s.load(TEST_SERVICE, test_sys, group=GROUP)
-        res["start_rc"] = r.rc
-        if r.rc == 0:
-            s.wait_for(lambda recs: any(x.text.startswith("system-thread-demo: end")
-                                        or "PANIC" in x.text for x in recs[first:]), 10)
-            if leak:
-                s.wait_for(lambda recs: any("leaked thread running" in x.text
-                                            for x in recs[first:]), 10)
-            st = s.stop(TEST_SERVICE)
-            res["stop_rc"] = st.rc
-            s.wait_for(lambda recs: any(x.text == "system-thread-demo: unload"
-                                        for x in recs[first:]), 5)
-            # Give a leaked thread time to run into the unloaded image (it sleeps 10 ms).
-            settle_until = time.monotonic() + (3.0 if leak else 0.5)
-            while time.monotonic() < settle_until and not s.crashes:
-                s.wait_for(None, 0.1)
-        res["lines"] = [x.text for x in s.records[first:]]
-        res["records"] = [[x.ts, x.tid, x.text] for x in s.records[first:]]
+        res = run_test_driver(s, TEST_SERVICE, test_sys, leak)
         gs = s.stop(GUARD_SERVICE, timeout=30)
         res["guard_stop_rc"] = gs.rc
+    res["session_start_s"] = session_start
     res["crashes"] = list(session.crashes)
     res["detected"] = bool(session.crashes) or res["guard_stop_rc"] != 0
     res["wall_s"] = round(time.monotonic() - t0, 2)
     return res
+
+
+def bench(verbose: bool) -> int:
+    """Figures only, not a test: code size, Wine wall time of 1,000 spawn+join cycles and
+    speakeasy kernel calls per spawn+join, library vs hand-written baseline."""
+    import wine  # noqa: PLC0415
+
+    built = {v: build_driver(v) for v in ("bench", "bench_raw", "normal", "raw")}
+    print("=== code size (release .sys) ===")
+    for lib, raw, what in (("bench", "bench_raw", "scenarios a+b + bench loop"),
+                           ("normal", "raw", "full demo vs raw a+b")):
+        a, b = built[lib].sys.stat().st_size, built[raw].sys.stat().st_size
+        print(f"  {what}: library {a} B, raw {b} B, difference {a - b:+d} B")
+    figures: dict[str, dict] = {}
+    with wine.WineSession(verbose=verbose) as s:
+        # Alternate the two drivers, twice each, in one session (one winedevice host).
+        for rnd in range(2):
+            for v, svc in (("bench", "st_bench_lib"), ("bench_raw", "st_bench_raw")):
+                r = run_test_driver(s, f"{svc}{rnd}", built[v].sys, leak=False)
+                line = next((t for t in r["lines"] if "bench done" in t), None)
+                if r["start_rc"] != 0 or line is None:
+                    print(f"  {v}: no bench line (sc start={r['start_rc']})")
+                    for t in r["lines"]:
+                        print(f"    {t}")
+                    return 1
+                f = checks.fields(line)
+                figures.setdefault(v, {"ns": []})["ns"].append(int(f["ns"]))
+                print(f"  wine round {rnd + 1} {v}: {line.split('bench done ', 1)[1]}")
+    lib_ns, raw_ns = min(figures["bench"]["ns"]), min(figures["bench_raw"]["ns"])
+    print("=== Wine: 1,000 spawn+join cycles (best of 2) ===")
+    print(f"  library {lib_ns / 1e6:.1f} ms ({lib_ns // 1000} ns/cycle), raw "
+          f"{raw_ns / 1e6:.1f} ms ({raw_ns // 1000} ns/cycle), ratio library/raw = "
+          f"{lib_ns / raw_ns:.3f}")
+    print("=== speakeasy (eager): kernel calls per spawn+join ===")
+    for v in ("normal", "raw"):
+        an = speakeasy_run.run(built[v].sys, "eager")["analysis"]
+        calls = an["calls_per_spawn_join"] or []
+        print(f"  {'library' if v == 'normal' else 'raw'}: {len(calls)}: {', '.join(calls)}")
+    return 0
 
 
 def print_lines(title: str, lines: list[str]) -> None:
@@ -80,24 +132,42 @@ def print_lines(title: str, lines: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1].strip())
     ap.add_argument("--wine", action="store_true", help="run under Wine (shared host + guard)")
-    ap.add_argument("--speakeasy", action="store_true", help="run under speakeasy")
+    ap.add_argument("--speakeasy", action="store_true",
+                    help="run under speakeasy (the demo and the raw baseline)")
     ap.add_argument("--leak-check", action="store_true",
-                    help="Wine: the leak_thread variant must crash the shared host")
+                    help="Wine: each leaking variant (raw thread; mem::forget of a JoinHandle) "
+                         "must crash the shared host")
     ap.add_argument("--speakeasy-mode", choices=("eager", "queued", "both"), default="eager")
     ap.add_argument("--selftest", action="store_true",
                     help="test the raw_join_selftest variant (harness self-check)")
+    ap.add_argument("--bench", action="store_true",
+                    help="print figures only (not a test): .sys sizes, Wine time of 1,000 "
+                         "spawn+join cycles and speakeasy calls per spawn+join, library vs raw")
     ap.add_argument("--no-build", action="store_true", help="use the .sys files already built")
     ap.add_argument("--json", type=Path, help="write all results to this file")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
+    if a.bench:
+        try:
+            return bench(a.verbose)
+        except HarnessError as e:
+            print(f"HARNESS ERROR: {e}", file=sys.stderr)
+            return 2
     if not (a.wine or a.speakeasy or a.leak_check):
         a.wine = a.speakeasy = a.leak_check = True
 
     results: dict = {"stages": {}}
     fails: list[str] = []
+    t_all = time.monotonic()
     try:
         variant = "selftest" if a.selftest else "normal"
-        variants = {variant, "normal"} | ({"leak"} if a.leak_check else set())
+        variants = {variant}
+        if a.wine or a.leak_check:
+            variants.add("guard")
+        if a.speakeasy:
+            variants.add("raw")
+        if a.leak_check:
+            variants |= set(LEAK_VARIANTS)
         built = {}
         t = time.monotonic()
         for v in sorted(variants):
@@ -122,42 +192,54 @@ def main(argv: list[str] | None = None) -> int:
 
         if a.speakeasy:
             modes = ("eager", "queued") if a.speakeasy_mode == "both" else (a.speakeasy_mode,)
-            for mode in modes:
+            runs = [(variant, m) for m in modes] + [("raw", "eager")]
+            for v, mode in runs:
                 t = time.monotonic()
-                summary = speakeasy_run.run(built[variant], mode)
+                summary = speakeasy_run.run(built[v], mode)
                 wall = round(time.monotonic() - t, 2)
-                results["stages"][f"speakeasy-{mode}"] = {"wall_s": wall, "summary": summary}
-                print_lines(f"speakeasy ({mode}) DbgPrint, {wall} s", summary["dbgprint"])
+                results["stages"][f"speakeasy-{mode}-{v}"] = {"wall_s": wall, "summary": summary}
+                print_lines(f"speakeasy ({mode}, {v}) DbgPrint, {wall} s", summary["dbgprint"])
                 an = summary["analysis"]
                 print(f"  threads={an['threads_created']} handles {an['handles']['created']}"
                       f"/{an['handles']['closed']} closed, refs {an['object_refs']['referenced']}"
                       f"/{an['object_refs']['dereferenced']} released, pool "
                       f"{an['pool']['allocated']}/{an['pool']['freed']} freed")
+                vias: dict = {}
                 for th in an["thread_args"]:
-                    print(f"  PsCreateSystemThread access={th['desired_access']:#x} "
-                          f"attributes={th['attributes'] if th['attributes'] is None else hex(th['attributes'])} "
-                          f"process={th['process_handle']:#x} status={th['status']:#x}")
-                fails += checks.check_speakeasy(summary, a.selftest)
+                    key = (th.get("via", "PsCreateSystemThread"), th["desired_access"],
+                           th["attributes"], th["process_handle"], th["status"])
+                    vias[key] = vias.get(key, 0) + 1
+                for (via, acc, attrs, proc, st), n in vias.items():
+                    print(f"  {n} x {via} access={acc:#x} attributes="
+                          f"{attrs if attrs is None else hex(attrs)} process={proc:#x} "
+                          f"status={st:#x}")
+                calls = an.get("calls_per_spawn_join")
+                if calls is not None:
+                    print(f"  kernel calls per spawn+join ({len(calls)}): {', '.join(calls)}")
+                fails += checks.check_speakeasy(summary, v, a.selftest)
 
         if a.wine:
-            r = wine_stage(built[variant], built["normal"], leak=False, verbose=a.verbose)
+            r = wine_stage(built[variant], built["guard"], leak=False, verbose=a.verbose)
             results["stages"]["wine"] = r
             print_lines(f"wine DbgPrint (guard + test driver in one winedevice), "
-                        f"{r['wall_s']} s", [f"[tid {tid:04x}] {txt}" for _, tid, txt in r["records"]])
+                        f"{r['wall_s']} s", [f"[{ts:.3f} tid {tid:04x}] {txt}"
+                                             for ts, tid, txt in r["records"]])
             print(f"  sc start={r['start_rc']} sc stop={r['stop_rc']} guard stop="
                   f"{r['guard_stop_rc']} crashes={len(r['crashes'])}")
-            fails += checks.check_wine(r, a.selftest)
+            fails += checks.check_wine(r, variant, a.selftest)
 
         if a.leak_check:
-            r = wine_stage(built["leak"], built["normal"], leak=True, verbose=a.verbose)
-            results["stages"]["wine-leak"] = r
-            print_lines(f"wine leak check, {r['wall_s']} s",
-                        [f"[tid {tid:04x}] {txt}" for _, tid, txt in r["records"]])
-            for c in r["crashes"]:
-                print(f"  host crash: {c}")
-            print(f"  guard stop rc={r['guard_stop_rc']} -> leak "
-                  f"{'DETECTED' if r['detected'] else 'NOT detected'}")
-            fails += checks.check_leak(r)
+            for v, how in LEAK_VARIANTS.items():
+                r = wine_stage(built[v], built["guard"], leak=True, verbose=a.verbose)
+                results["stages"][f"wine-{v}"] = r
+                print_lines(f"wine leak check ({v}: {how}), {r['wall_s']} s",
+                            [f"[tid {tid:04x}] {txt}" for _, tid, txt in r["records"]
+                             if "worker tick" not in txt])
+                for c in r["crashes"][:2]:
+                    print(f"  host crash: {c}")
+                print(f"  guard stop rc={r['guard_stop_rc']} -> leak "
+                      f"{'DETECTED' if r['detected'] else 'NOT detected'}")
+                fails += checks.check_leak(r, v)
     except HarnessError as e:
         print(f"HARNESS ERROR: {e}", file=sys.stderr)
         return 2
@@ -168,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.json:
             a.json.write_text(json.dumps(results, indent=1, default=str))
 
-    print("=== summary ===")
+    print(f"=== summary ({time.monotonic() - t_all:.1f} s) ===")
     for f in fails:
         print(f"FAIL {f}")
     print("ALL CHECKS PASSED" if not fails else f"{len(fails)} check(s) failed")
