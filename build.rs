@@ -6,7 +6,9 @@ fn main() {
     #[cfg(all(windows, feature = "wdk"))]
     {
         if let Err(error) = wdk_build::configure_wdk_library_build() {
-            println!("cargo::error=system-thread: wdk-build could not configure the WDK: {error:?}");
+            println!(
+                "cargo::error=system-thread: wdk-build could not configure the WDK: {error:?}"
+            );
         }
     }
 }

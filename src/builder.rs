@@ -75,8 +75,9 @@ impl<'a> Builder<'a> {
         self
     }
 
-    /// Sets the thread's priority (`KeSetPriorityThread`), 1 to 31; 16 and above are real-time
-    /// priorities, which starve normal threads: prefer 1 to 15 (the default is 8).
+    /// Sets the thread's priority (`KeSetPriorityThread`) before the closure starts, 1 to 31;
+    /// 16 and above are real-time priorities, which starve normal threads: prefer 1 to 15 (the
+    /// default is 8).
     pub const fn priority(mut self, priority: i32) -> Self {
         self.priority = Some(priority);
         self
@@ -130,9 +131,12 @@ impl<'a> Builder<'a> {
         T: Send + 'static,
     {
         // SAFETY: `F` and `T` are 'static and the handle joins before the packet is freed.
-        let spawned = unsafe { self.spawn_raw::<StopState, _, T>(move |s: &StopState| f(s.token())) }?;
+        let spawned =
+            unsafe { self.spawn_raw::<StopState, _, T>(move |s: &StopState| f(s.token())) }?;
         // SAFETY: the stop state is a field of the gate, inside the live packet.
-        let state = unsafe { spawned.extra.byte_add(core::mem::offset_of!(Gated<StopState>, inner)) }.cast();
+        let state =
+            unsafe { spawned.extra.byte_add(core::mem::offset_of!(Gated<StopState>, inner)) }
+                .cast();
         let handle = JoinHandle::new(spawned.raw, spawned.value, self.io_object.is_some());
         Ok(StoppableJoinHandle::new(handle, state))
     }
@@ -154,7 +158,9 @@ impl<'a> Builder<'a> {
         let mut name_len = 0;
         if let Some(text) = self.name {
             for unit in text.encode_utf16() {
-                *name.get_mut(name_len).ok_or(SpawnError::InvalidArgument("name longer than 64 UTF-16 units"))? = unit;
+                *name
+                    .get_mut(name_len)
+                    .ok_or(SpawnError::InvalidArgument("name longer than 64 UTF-16 units"))? = unit;
                 name_len += 1;
             }
         }
@@ -199,8 +205,11 @@ struct RevertAffinity {
 
 impl AffinityScope {
     fn enter(self) -> RevertAffinity {
-        let mut affinity =
-            sys::GROUP_AFFINITY { Mask: self.affinity.mask, Group: self.affinity.group, Reserved: [0; 3] };
+        let mut affinity = sys::GROUP_AFFINITY {
+            Mask: self.affinity.mask,
+            Group: self.affinity.group,
+            Reserved: [0; 3],
+        };
         let mut previous = sys::GROUP_AFFINITY { Mask: 0, Group: 0, Reserved: [0; 3] };
         // SAFETY: resolved by name with this signature; both structures are live locals; the
         // mask is non-empty (checked by the builder); the thread runs at PASSIVE_LEVEL.
@@ -216,8 +225,8 @@ impl Drop for RevertAffinity {
     }
 }
 
-/// A start gate in front of `E`: when the thread must be named before its closure runs, the
-/// thread waits on the gate until spawn has named it (or cancelled it).
+/// A start gate in front of `E`: when the thread must be named or prioritized before its
+/// closure runs, the thread waits on the gate until spawn has done so (or cancelled it).
 pub(crate) struct Gated<E> {
     armed: bool,
     cancelled: AtomicBool,
@@ -243,7 +252,7 @@ impl<E> Gated<E> {
 
 impl<E: Extra> Extra for Gated<E> {
     unsafe fn init(this: *mut Self, options: &Options<'_>) {
-        let armed = options.name.is_some();
+        let armed = options.name.is_some() || options.priority.is_some();
         let armed_field: *mut bool = field_ptr!(this, Self, armed);
         let cancelled: *mut AtomicBool = field_ptr!(this, Self, cancelled);
         // SAFETY: `this` is valid for writes (caller's contract).
@@ -265,7 +274,13 @@ impl<E: Extra> Extra for Gated<E> {
             // retrying any other status keeps the closure behind the gate regardless.
             // SAFETY: the gate is initialized; a NULL timeout waits until spawn opens it.
             while unsafe {
-                sys::KeWaitForSingleObject(self.gate().cast(), sys::EXECUTIVE, sys::KERNEL_MODE, 0, core::ptr::null_mut())
+                sys::KeWaitForSingleObject(
+                    self.gate().cast(),
+                    sys::EXECUTIVE,
+                    sys::KERNEL_MODE,
+                    0,
+                    core::ptr::null_mut(),
+                )
             } != sys::STATUS_SUCCESS
             {}
         }

@@ -30,6 +30,23 @@ use crate::{pool, routine};
 /// pool context onto the new thread's 24 KiB kernel stack before calling it; the same holds for
 /// the value it returns. Larger captures are refused at compile time: box them
 /// (`let big = Box::new(data); SystemThread::spawn(move || use(&big))`).
+///
+/// The check is made when the spawn is instantiated (a post-monomorphization error, E0080):
+///
+/// ```compile_fail,E0080
+/// let buffer = [0u8; 4096];
+/// let _ = system_thread::SystemThread::spawn(move || buffer.len());
+/// ```
+///
+/// Captures up to the limit are accepted, and boxing lifts it:
+///
+/// ```
+/// let buffer = [1u8; system_thread::MAX_CLOSURE_SIZE - 8];
+/// let large = Box::new([1u8; 16 * 1024]);
+/// let sum = system_thread::SystemThread::spawn(move || buffer.len() + large.len())?.join().ok();
+/// assert_eq!(sum, Some(2040 + 16384));
+/// # Ok::<(), system_thread::SpawnError>(())
+/// ```
 pub const MAX_CLOSURE_SIZE: usize = 2048;
 
 /// The packet has not been started by its thread yet.
@@ -223,7 +240,9 @@ where
         extra.abandon();
         // The handle is the only way left to learn that the thread has exited.
         // SAFETY: `handle` is open; a NULL timeout waits until the thread object is signalled.
-        while unsafe { sys::ZwWaitForSingleObject(handle, 0, ptr::null_mut()) } != sys::STATUS_SUCCESS {}
+        while unsafe { sys::ZwWaitForSingleObject(handle, 0, ptr::null_mut()) }
+            != sys::STATUS_SUCCESS
+        {}
         close_handle(handle);
         // SAFETY: the thread has exited (its object is signalled), so its share is given up.
         unsafe { release::<E, F, T>(packet.cast()) };
@@ -268,7 +287,8 @@ fn create<E: Extra, F: FnOnce(&E) -> T, T>(
     context: sys::PVOID,
 ) -> Result<(sys::HANDLE, ThreadId), NtStatus> {
     let mut handle: sys::HANDLE = ptr::null_mut();
-    let mut client = sys::CLIENT_ID { UniqueProcess: ptr::null_mut(), UniqueThread: ptr::null_mut() };
+    let mut client =
+        sys::CLIENT_ID { UniqueProcess: ptr::null_mut(), UniqueThread: ptr::null_mut() };
     let mut attributes = sys::OBJECT_ATTRIBUTES {
         Length: u32_size_of::<sys::OBJECT_ATTRIBUTES>(),
         RootDirectory: ptr::null_mut(),
@@ -309,7 +329,11 @@ fn create<E: Extra, F: FnOnce(&E) -> T, T>(
         },
     };
     let status = NtStatus(status);
-    if status.is_success() { Ok((handle, ThreadId(client.UniqueThread as usize))) } else { Err(status) }
+    if status.is_success() {
+        Ok((handle, ThreadId(client.UniqueThread.addr())))
+    } else {
+        Err(status)
+    }
 }
 
 /// Closes a kernel handle this crate owns. `ZwClose` cannot fail on such a handle, so its
@@ -462,16 +486,27 @@ impl RawThread {
     /// `APC_LEVEL` or lower; a zero timeout (a poll) also at `DISPATCH_LEVEL`.
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<(), JoinErrorKind> {
         let poll = timeout == Some(Duration::ZERO);
-        irql::require(if poll { Irql::DISPATCH } else { Irql::APC }).map_err(JoinErrorKind::Irql)?;
+        irql::require(if poll { Irql::DISPATCH } else { Irql::APC })
+            .map_err(JoinErrorKind::Irql)?;
         let header = self.header();
-        if !poll && header.state.load(Ordering::Acquire) == RUNNING && crate::thread::current_id() == header.id {
+        if !poll
+            && header.state.load(Ordering::Acquire) == RUNNING
+            && crate::thread::current_id() == header.id
+        {
             return Err(JoinErrorKind::SelfJoin);
         }
-        let mut interval = sys::LARGE_INTEGER { QuadPart: relative_100ns(timeout.unwrap_or_default()) };
+        let mut interval =
+            sys::LARGE_INTEGER { QuadPart: relative_100ns(timeout.unwrap_or_default()) };
         let interval_ptr = if timeout.is_some() { &raw mut interval } else { ptr::null_mut() };
         // SAFETY: `thread` is a referenced thread object; the interval is a live local.
         let status = unsafe {
-            sys::KeWaitForSingleObject(header.thread, sys::EXECUTIVE, sys::KERNEL_MODE, 0, interval_ptr)
+            sys::KeWaitForSingleObject(
+                header.thread,
+                sys::EXECUTIVE,
+                sys::KERNEL_MODE,
+                0,
+                interval_ptr,
+            )
         };
         match status {
             sys::STATUS_SUCCESS => Ok(()),
@@ -512,6 +547,11 @@ impl RawThread {
         state.store(TAKEN, Ordering::Relaxed);
         // SAFETY: state DONE: the slot holds an initialized `T`, read once (now TAKEN).
         Some(unsafe { value.read() })
+    }
+
+    /// Whether a join already waited for the thread and took its value.
+    pub(crate) fn is_joined(&self) -> bool {
+        self.header().state.load(Ordering::Acquire) == TAKEN
     }
 
     /// Drops the thread object reference and this side's share of the packet (freeing it when

@@ -25,7 +25,11 @@ macro_rules! routine_name {
 /// Looks up an exported routine; `None` where this kernel does not export it.
 fn lookup(name: &'static [u16]) -> Option<core::ptr::NonNull<core::ffi::c_void>> {
     let bytes = u16::try_from(name.len() * 2).ok()?;
-    let mut string = sys::UNICODE_STRING { Length: bytes, MaximumLength: bytes, Buffer: name.as_ptr().cast_mut() };
+    let mut string = sys::UNICODE_STRING {
+        Length: bytes,
+        MaximumLength: bytes,
+        Buffer: name.as_ptr().cast_mut(),
+    };
     // SAFETY: the string is valid for the call; the routine only reads it (PASSIVE_LEVEL,
     // checked by every caller).
     core::ptr::NonNull::new(unsafe { sys::MmGetSystemRoutineAddress(&raw mut string) })

@@ -53,10 +53,7 @@ where
             self.0.join_all();
         }
     }
-    let scope = Scope {
-        threads: AtomicPtr::new(ptr::null_mut()),
-        _invariance: PhantomData,
-    };
+    let scope = Scope { threads: AtomicPtr::new(ptr::null_mut()), _invariance: PhantomData };
     let join_all = JoinAll(&scope);
     let value = f(&scope);
     drop(join_all);
@@ -78,7 +75,8 @@ impl<'scope> Scope<'scope, '_> {
     {
         // SAFETY: `scope` joins every thread in this list before 'scope ends, also when its
         // closure unwinds, so the borrows of `F` and `T` outlive the thread.
-        let spawned = unsafe { packet::spawn_unchecked::<(), _, T>(&Options::default(), move |()| f()) }?;
+        let spawned =
+            unsafe { packet::spawn_unchecked::<(), _, T>(&Options::default(), move |()| f()) }?;
         let header = spawned.raw.into_header();
         self.push(header);
         Ok(ScopedJoinHandle { header, value: spawned.value, _scope: PhantomData })
@@ -89,7 +87,12 @@ impl<'scope> Scope<'scope, '_> {
         loop {
             // SAFETY: the thread only touches the atomics of its header; `next` is ours.
             unsafe { (*header.as_ptr()).next = head };
-            match self.threads.compare_exchange_weak(head, header.as_ptr(), Ordering::Release, Ordering::Relaxed) {
+            match self.threads.compare_exchange_weak(
+                head,
+                header.as_ptr(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return,
                 Err(current) => head = current,
             }
@@ -108,7 +111,10 @@ impl<'scope> Scope<'scope, '_> {
                 next = unsafe { (*header.as_ptr()).next };
                 // SAFETY: the list owns the spawner's side; it is closed once, here.
                 let raw = unsafe { RawThread::from_header(header) };
-                raw.wait_forever();
+                // A handle that joined has already waited for the thread object.
+                if !raw.is_joined() {
+                    raw.wait_forever();
+                }
                 raw.close();
             }
         }
@@ -182,6 +188,8 @@ impl<T> ScopedJoinHandle<'_, T> {
 
 impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScopedJoinHandle").field("thread_id", &self.thread_id()).finish_non_exhaustive()
+        f.debug_struct("ScopedJoinHandle")
+            .field("thread_id", &self.thread_id())
+            .finish_non_exhaustive()
     }
 }

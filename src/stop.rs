@@ -236,7 +236,10 @@ impl<T> StoppableJoinHandle<T> {
     }
 }
 
-fn rewrap<T>(e: JoinError<JoinHandle<T>>, state: NonNull<StopState>) -> JoinError<StoppableJoinHandle<T>> {
+fn rewrap<T>(
+    e: JoinError<JoinHandle<T>>,
+    state: NonNull<StopState>,
+) -> JoinError<StoppableJoinHandle<T>> {
     let kind = e.kind();
     JoinError::new(kind, StoppableJoinHandle::new(e.into_handle(), state))
 }
@@ -250,6 +253,8 @@ impl<T> Drop for StoppableJoinHandle<T> {
 
 impl<T> fmt::Debug for StoppableJoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoppableJoinHandle").field("thread_id", &self.thread_id()).finish_non_exhaustive()
+        f.debug_struct("StoppableJoinHandle")
+            .field("thread_id", &self.thread_id())
+            .finish_non_exhaustive()
     }
 }

@@ -60,7 +60,8 @@ impl SystemThread {
         T: Send + 'static,
     {
         // SAFETY: `F` and `T` are 'static and the handle joins before the packet is freed.
-        let spawned = unsafe { packet::spawn_unchecked::<(), _, T>(&Options::default(), move |()| f()) }?;
+        let spawned =
+            unsafe { packet::spawn_unchecked::<(), _, T>(&Options::default(), move |()| f()) }?;
         Ok(JoinHandle::new(spawned.raw, spawned.value, false))
     }
 
@@ -97,9 +98,14 @@ impl SystemThread {
     {
         // SAFETY: `F` and `T` are 'static and the handle joins before the packet is freed.
         let spawned = unsafe {
-            packet::spawn_unchecked::<StopState, _, T>(&Options::default(), move |s: &StopState| f(s.token()))
+            packet::spawn_unchecked::<StopState, _, T>(&Options::default(), move |s: &StopState| {
+                f(s.token())
+            })
         }?;
-        Ok(StoppableJoinHandle::new(JoinHandle::new(spawned.raw, spawned.value, false), spawned.extra))
+        Ok(StoppableJoinHandle::new(
+            JoinHandle::new(spawned.raw, spawned.value, false),
+            spawned.extra,
+        ))
     }
 }
 
@@ -110,7 +116,7 @@ impl SystemThread {
 #[must_use]
 pub fn current_id() -> ThreadId {
     // SAFETY: PsGetCurrentThreadId has no preconditions.
-    ThreadId(unsafe { sys::PsGetCurrentThreadId() } as usize)
+    ThreadId(unsafe { sys::PsGetCurrentThreadId() }.addr())
 }
 
 /// Puts the calling thread to sleep for at least `duration` (`KeDelayExecutionThread`,

@@ -38,10 +38,14 @@ impl Toml {
             if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 assert!(!header.starts_with('['), "arrays of tables are not used here: {line}");
                 header.trim().clone_into(&mut table);
-                assert!(tables.insert(table.clone(), BTreeMap::new()).is_none(), "table [{table}] defined twice");
+                assert!(
+                    tables.insert(table.clone(), BTreeMap::new()).is_none(),
+                    "table [{table}] defined twice"
+                );
                 continue;
             }
-            let (key, value) = line.split_once('=').unwrap_or_else(|| panic!("not `key = value`: {line}"));
+            let (key, value) =
+                line.split_once('=').unwrap_or_else(|| panic!("not `key = value`: {line}"));
             let mut value = value.trim().to_owned();
             if value.starts_with("'''") && !(value.len() > 3 && value.ends_with("'''")) {
                 // A multi-line literal string: everything up to the closing quotes, verbatim.
@@ -54,7 +58,10 @@ impl Toml {
                 }
             }
             let entries = tables.get_mut(&table).unwrap();
-            assert!(entries.insert(key.trim().to_owned(), value).is_none(), "key {key} set twice in [{table}]");
+            assert!(
+                entries.insert(key.trim().to_owned(), value).is_none(),
+                "key {key} set twice in [{table}]"
+            );
         }
         Self(tables)
     }
@@ -76,8 +83,16 @@ impl Toml {
 
     fn array(&self, table: &str, key: &str) -> Vec<String> {
         let raw = self.raw(table, key);
-        let inner = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or_else(|| panic!("not an array: {raw}"));
-        inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| unquote(s).to_owned()).collect()
+        let inner = raw
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or_else(|| panic!("not an array: {raw}"));
+        inner
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| unquote(s).to_owned())
+            .collect()
     }
 
     /// An inline table `{ a = 1, b = "x" }` (no nesting), or a bare version string as
@@ -91,7 +106,8 @@ impl Toml {
             .split(',')
             .filter(|s| !s.trim().is_empty())
             .map(|entry| {
-                let (k, v) = entry.split_once('=').unwrap_or_else(|| panic!("not `key = value`: {entry}"));
+                let (k, v) =
+                    entry.split_once('=').unwrap_or_else(|| panic!("not `key = value`: {entry}"));
                 (k.trim().to_owned(), unquote(v.trim()).to_owned())
             })
             .collect()
@@ -122,11 +138,10 @@ fn manifest() -> Toml {
 
 /// The name of the driver binary: the `[lib]` name, or the package name with `_` for `-`.
 fn lib_name(manifest: &Toml) -> String {
-    manifest
-        .0
-        .get("lib")
-        .and_then(|lib| lib.get("name"))
-        .map_or_else(|| manifest.string("package", "name").replace('-', "_"), |name| unquote(name).to_owned())
+    manifest.0.get("lib").and_then(|lib| lib.get("name")).map_or_else(
+        || manifest.string("package", "name").replace('-', "_"),
+        |name| unquote(name).to_owned(),
+    )
 }
 
 const HARDWARE_ID: &str = r"root\SYSTEM_THREAD_SAMPLE";
@@ -170,7 +185,9 @@ fn the_manifest_describes_a_kmdf_1_33_driver() {
 #[test]
 fn the_manifest_depends_on_the_wdk_crates_and_on_this_crate_with_wdk_sys() {
     let m = manifest();
-    for (name, version) in [("wdk", "0.5.0"), ("wdk-sys", "0.5.2"), ("wdk-alloc", "0.4.2"), ("wdk-panic", "0.5.0")] {
+    for (name, version) in
+        [("wdk", "0.5.0"), ("wdk-sys", "0.5.2"), ("wdk-alloc", "0.4.2"), ("wdk-panic", "0.5.0")]
+    {
         assert_eq!(m.dependency("dependencies", name)["version"], version, "{name}");
     }
     assert_eq!(m.dependency("build-dependencies", "wdk-build")["version"], "0.6.0");
@@ -186,7 +203,10 @@ fn the_manifest_depends_on_the_wdk_crates_and_on_this_crate_with_wdk_sys() {
     // The sample and the library resolve the same wdk-sys and wdk-build.
     let windows_deps = "target.'cfg(windows)'.dependencies";
     let windows_build_deps = "target.'cfg(windows)'.build-dependencies";
-    assert_eq!(root.dependency(windows_deps, "wdk-sys")["version"], m.dependency("dependencies", "wdk-sys")["version"]);
+    assert_eq!(
+        root.dependency(windows_deps, "wdk-sys")["version"],
+        m.dependency("dependencies", "wdk-sys")["version"]
+    );
     assert_eq!(
         root.dependency(windows_build_deps, "wdk-build")["version"],
         m.dependency("build-dependencies", "wdk-build")["version"]
@@ -196,13 +216,20 @@ fn the_manifest_depends_on_the_wdk_crates_and_on_this_crate_with_wdk_sys() {
 #[test]
 fn the_lockfile_pins_the_versions_the_manifest_asks_for() {
     let lock = read(&sample().join("Cargo.lock"));
-    for (name, version) in
-        [("wdk", "0.5.0"), ("wdk-sys", "0.5.2"), ("wdk-alloc", "0.4.2"), ("wdk-panic", "0.5.0"), ("wdk-build", "0.6.0")]
-    {
+    for (name, version) in [
+        ("wdk", "0.5.0"),
+        ("wdk-sys", "0.5.2"),
+        ("wdk-alloc", "0.4.2"),
+        ("wdk-panic", "0.5.0"),
+        ("wdk-build", "0.6.0"),
+    ] {
         let entry = format!("name = \"{name}\"\nversion = \"{version}\"\n");
         assert!(lock.contains(&entry), "Cargo.lock does not pin {name} {version}");
     }
-    assert!(lock.contains("name = \"system-thread\"\nversion = \"0.1.0\"\n"), "Cargo.lock lacks system-thread");
+    assert!(
+        lock.contains("name = \"system-thread\"\nversion = \"0.1.0\"\n"),
+        "Cargo.lock lacks system-thread"
+    );
 }
 
 #[test]
@@ -224,17 +251,27 @@ fn the_makefile_loads_wdk_builds_makefile_from_outside_its_repository() {
     let script = makefile.raw("config", "load_script");
     let body = script.trim_matches('\'').trim_start();
     assert!(body.starts_with("#!@rust"), "{script}");
-    assert!(script.contains("wdk-build = \"0.6.0\""), "the script must use the wdk-build of the build: {script}");
+    assert!(
+        script.contains("wdk-build = \"0.6.0\""),
+        "the script must use the wdk-build of the build: {script}"
+    );
     assert!(script.contains("wdk_build::cargo_make::load_rust_driver_makefile()?"), "{script}");
 }
 
 /// The `.inx` as text, after checking its encoding: UTF-16LE with a byte-order mark.
 fn inx_text() -> String {
     let path = sample().join(format!("{}.inx", lib_name(&manifest())));
-    let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (the .inx must carry the cdylib's name)", path.display()));
-    assert_eq!(bytes.get(..2), Some(&[0xFF, 0xFE][..]), "the .inx must start with the UTF-16LE BOM");
+    let bytes = fs::read(&path).unwrap_or_else(|e| {
+        panic!("{}: {e} (the .inx must carry the cdylib's name)", path.display())
+    });
+    assert_eq!(
+        bytes.get(..2),
+        Some(&[0xFF, 0xFE][..]),
+        "the .inx must start with the UTF-16LE BOM"
+    );
     assert_eq!(bytes.len() % 2, 0, "odd length: not UTF-16");
-    let units: Vec<u16> = bytes[2..].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    let units: Vec<u16> =
+        bytes[2..].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
     String::from_utf16(&units).unwrap()
 }
 
@@ -250,7 +287,10 @@ fn inx_sections(text: &str) -> BTreeMap<String, Vec<String>> {
         }
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             name.clone_into(&mut current);
-            assert!(sections.insert(current.clone(), Vec::new()).is_none(), "[{current}] defined twice");
+            assert!(
+                sections.insert(current.clone(), Vec::new()).is_none(),
+                "[{current}] defined twice"
+            );
         } else {
             let squeezed = line.split('=').map(str::trim).collect::<Vec<_>>().join(" = ");
             sections.entry(current.clone()).or_default().push(squeezed);
@@ -280,7 +320,10 @@ fn the_inx_is_utf16_and_installs_the_driver_for_its_hardware_id() {
 
     assert_eq!(inx_value(&inx, "Version", "Signature"), "\"$WINDOWS NT$\"");
     assert_eq!(inx_value(&inx, "Version", "Class"), "Sample");
-    assert!(inx["SourceDisksFiles"].contains(&format!("{sys} = 1,,")), "SourceDisksFiles must list {sys}");
+    assert!(
+        inx["SourceDisksFiles"].contains(&format!("{sys} = 1,,")),
+        "SourceDisksFiles must list {sys}"
+    );
 
     // [Manufacturer] -> models section -> install section -> services -> service install.
     let manufacturer = &inx["Manufacturer"];
@@ -330,14 +373,22 @@ fn the_driver_source_is_a_wdf_driver_whose_thread_code_is_the_host_tested_file()
     let worker = read(&sample().join("src/worker.rs"));
     let code: Vec<&str> = worker.lines().map(str::trim).filter(|l| !l.starts_with("//")).collect();
     for line in code.iter().filter(|l| l.starts_with("use ")) {
-        assert!(line.starts_with("use core::") || line.starts_with("use system_thread::"), "{line}");
+        assert!(
+            line.starts_with("use core::") || line.starts_with("use system_thread::"),
+            "{line}"
+        );
     }
     for line in &code {
-        assert!(!line.contains("std::") && !line.contains("alloc::") && !line.contains("wdk"), "{line}");
+        assert!(
+            !line.contains("std::") && !line.contains("alloc::") && !line.contains("wdk"),
+            "{line}"
+        );
     }
     // ...and tests/sample_worker.rs is that very file.
     let test = read(&root().join("tests/sample_worker.rs"));
-    assert!(test.contains("#[path = \"../examples/sample-kmdf-driver/src/worker.rs\"]\nmod worker;"));
+    assert!(
+        test.contains("#[path = \"../examples/sample-kmdf-driver/src/worker.rs\"]\nmod worker;")
+    );
 }
 
 #[test]
@@ -362,14 +413,20 @@ fn the_windows_guide_uses_the_packages_names_and_the_drivers_own_output() {
     // first variable part (a number, `N`, `0x...`) occurs in the sources.
     let sources = (read(&sample().join("src/lib.rs")) + &read(&sample().join("src/worker.rs")))
         .replace("{THREAD_NAME}: ", "system-thread-sample: ");
-    let shown: Vec<&str> = readme.lines().filter(|l| l.starts_with("system-thread-sample: ")).collect();
+    let shown: Vec<&str> =
+        readme.lines().filter(|l| l.starts_with("system-thread-sample: ")).collect();
     assert!(shown.len() >= 8, "{shown:?}");
     for line in shown {
         let end = line
             .char_indices()
-            .find(|&(i, c)| c.is_ascii_digit() || line[i..].starts_with("N ") || line[i..].starts_with("..."))
+            .find(|&(i, c)| {
+                c.is_ascii_digit() || line[i..].starts_with("N ") || line[i..].starts_with("...")
+            })
             .map_or(line.len(), |(i, _)| i);
         let fixed = &line[..end];
-        assert!(sources.contains(fixed), "README shows `{line}`, but the driver never prints `{fixed}`");
+        assert!(
+            sources.contains(fixed),
+            "README shows `{line}`, but the driver never prints `{fixed}`"
+        );
     }
 }

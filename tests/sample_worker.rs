@@ -53,7 +53,11 @@ const FAST: Duration = Duration::from_millis(5);
 fn wait_for_ticks(buffer: &Mutex<Vec<String>>, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while tick_lines(&lines(buffer)) < n {
-        assert!(Instant::now() < deadline, "the worker did not tick {n} times: {:?}", lines(buffer));
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not tick {n} times: {:?}",
+            lines(buffer)
+        );
         thread::sleep(Duration::from_millis(1));
     }
 }
@@ -79,7 +83,10 @@ fn worker_on_a_device_object_ticks_pins_the_object_and_joins_on_stop() {
 
         let running = kernel.outstanding();
         assert_eq!(running.running_threads, 1);
-        assert_eq!(running.io_object_references, 1, "the kernel holds the device while the thread runs");
+        assert_eq!(
+            running.io_object_references, 1,
+            "the kernel holds the device while the thread runs"
+        );
 
         let id = worker.thread_id();
         let ticks = worker.stop();
@@ -130,7 +137,9 @@ fn without_io_create_system_thread_the_worker_falls_back_and_still_joins() {
     let lines = lines(buffer);
     assert_eq!(
         lines[0],
-        format!("{THREAD_NAME}: IoCreateSystemThread is not exported here; using PsCreateSystemThread")
+        format!(
+            "{THREAD_NAME}: IoCreateSystemThread is not exported here; using PsCreateSystemThread"
+        )
     );
 }
 
@@ -176,9 +185,15 @@ fn a_failed_spawn_is_reported_and_leaves_nothing_behind() {
     kernel.run(|| {
         // Only a missing routine falls back; any other failure is the driver's to report.
         let error = worker::start(Some(device_object()), FAST, log).unwrap_err();
-        assert!(matches!(error, SpawnError::Create(s) if s.0 == INSUFFICIENT_RESOURCES), "{error:?}");
+        assert!(
+            matches!(error, SpawnError::Create(s) if s.0 == INSUFFICIENT_RESOURCES),
+            "{error:?}"
+        );
         let error = worker::start(None, FAST, log).unwrap_err();
-        assert!(matches!(error, SpawnError::Create(s) if s.0 == INSUFFICIENT_RESOURCES), "{error:?}");
+        assert!(
+            matches!(error, SpawnError::Create(s) if s.0 == INSUFFICIENT_RESOURCES),
+            "{error:?}"
+        );
     });
     assert_eq!(kernel.calls(Call::PsCreateSystemThread), 1, "no fallback after a real failure");
     assert!(lines(buffer).is_empty(), "the closure never ran: {:?}", lines(buffer));

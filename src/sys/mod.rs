@@ -35,13 +35,13 @@ use wdk as provider;
 mod verify;
 
 pub(crate) use provider::{
-    CLIENT_ID, EXECUTIVE, ExFreePoolWithTag,
-    GROUP_AFFINITY, HANDLE, KERNEL_MODE, KEVENT, KeDelayExecutionThread,
-    KeInitializeEvent, KeSetEvent, KeSetPriorityThread, KeWaitForSingleObject, LARGE_INTEGER,
-    MmGetSystemRoutineAddress, NOTIFICATION_EVENT, NTSTATUS, OBJ_KERNEL_HANDLE,
-    OBJECT_ATTRIBUTES, ObReferenceObjectByHandle, ObfDereferenceObject, PVOID, PsCreateSystemThread,
-    PsGetCurrentThreadId, THREAD_ALL_ACCESS, THREAD_NAME_INFORMATION, UNICODE_STRING,
-    ZwClose, ZwSetInformationThread, ZwWaitForSingleObject, ZwYieldExecution, allocate_pool, current_irql,
+    CLIENT_ID, EXECUTIVE, ExFreePoolWithTag, GROUP_AFFINITY, HANDLE, KERNEL_MODE, KEVENT,
+    KeDelayExecutionThread, KeInitializeEvent, KeSetEvent, KeSetPriorityThread,
+    KeWaitForSingleObject, LARGE_INTEGER, MmGetSystemRoutineAddress, NOTIFICATION_EVENT, NTSTATUS,
+    OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES, ObReferenceObjectByHandle, ObfDereferenceObject, PVOID,
+    PsCreateSystemThread, PsGetCurrentThreadId, THREAD_ALL_ACCESS, THREAD_NAME_INFORMATION,
+    UNICODE_STRING, ZwClose, ZwSetInformationThread, ZwWaitForSingleObject, ZwYieldExecution,
+    allocate_pool, current_irql,
 };
 
 /// Signature of `IoCreateSystemThread` (Windows 8+), resolved at run time.

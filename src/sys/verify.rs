@@ -32,9 +32,26 @@ macro_rules! same_type {
     };
 }
 same_type!(
-    NTSTATUS, PVOID, HANDLE, PHANDLE, ULONG, USHORT, LONG, LONG_PTR, SIZE_T, BOOLEAN, KIRQL,
-    KPRIORITY, ACCESS_MASK, KAFFINITY, KPROCESSOR_MODE, KWAIT_REASON, EVENT_TYPE, THREADINFOCLASS,
-    PWCH, PKSTART_ROUTINE,
+    NTSTATUS,
+    PVOID,
+    HANDLE,
+    PHANDLE,
+    ULONG,
+    USHORT,
+    LONG,
+    LONG_PTR,
+    SIZE_T,
+    BOOLEAN,
+    KIRQL,
+    KPRIORITY,
+    ACCESS_MASK,
+    KAFFINITY,
+    KPROCESSOR_MODE,
+    KWAIT_REASON,
+    EVENT_TYPE,
+    THREADINFOCLASS,
+    PWCH,
+    PKSTART_ROUTINE,
 );
 
 /// Pointers to opaque kernel objects: same size (what the ABI passes).

@@ -102,10 +102,15 @@ unsafe fn create_thread(
     };
     let handle = kernel.insert_handle(object);
     // SAFETY: ThreadHandle must be writable (routine contract).
-    unsafe { ThreadHandle.write(handle as HANDLE) };
+    unsafe { ThreadHandle.write(core::ptr::without_provenance_mut(handle)) };
     if !ClientId.is_null() {
         // SAFETY: a non-NULL ClientId must be writable (routine contract).
-        unsafe { ClientId.write(CLIENT_ID { UniqueProcess: 4 as HANDLE, UniqueThread: id as HANDLE }) };
+        unsafe {
+            ClientId.write(CLIENT_ID {
+                UniqueProcess: core::ptr::without_provenance_mut(4),
+                UniqueThread: core::ptr::without_provenance_mut(id),
+            });
+        }
     }
     STATUS_SUCCESS
 }
@@ -151,7 +156,7 @@ pub unsafe extern "C" fn IoCreateSystemThread(
     unsafe {
         create_thread(
             Call::IoCreateSystemThread,
-            Some(IoObject as usize),
+            Some(IoObject.addr()),
             ThreadHandle,
             ObjectAttributes,
             ProcessHandle,
@@ -175,7 +180,7 @@ pub unsafe extern "C" fn ObReferenceObjectByHandle(
     if let Some(status) = kernel.enter(Call::ObReferenceObjectByHandle) {
         return status;
     }
-    let Some(object) = kernel.lookup_handle(Handle as usize) else {
+    let Some(object) = kernel.lookup_handle(Handle.addr()) else {
         return STATUS_INVALID_HANDLE;
     };
     // SAFETY: the handle table holds a reference, so the object is alive.
@@ -204,7 +209,7 @@ pub unsafe extern "C" fn ZwClose(Handle: HANDLE) -> NTSTATUS {
     if let Some(status) = kernel.enter(Call::ZwClose) {
         return status;
     }
-    let Some(object) = kernel.remove_handle(Handle as usize) else {
+    let Some(object) = kernel.remove_handle(Handle.addr()) else {
         bugcheck("INVALID_KERNEL_HANDLE: ZwClose of a handle that is not open");
     };
     // SAFETY: the handle owned one reference on the object; it is given up here.
@@ -226,7 +231,7 @@ pub unsafe extern "C" fn ZwWaitForSingleObject(
     if let Some(status) = kernel.enter(Call::ZwWaitForSingleObject) {
         return status;
     }
-    let Some(object) = kernel.lookup_handle(Handle as usize) else {
+    let Some(object) = kernel.lookup_handle(Handle.addr()) else {
         return STATUS_INVALID_HANDLE;
     };
     // SAFETY: Timeout is NULL or readable (routine contract).
@@ -304,10 +309,10 @@ pub unsafe extern "C" fn ZwSetInformationThread(
     if ThreadInformationLength as usize != size_of::<UNICODE_STRING>() {
         return STATUS_INVALID_PARAMETER;
     }
-    let id = if ThreadHandle as usize == NT_CURRENT_THREAD {
+    let id = if ThreadHandle.addr() == NT_CURRENT_THREAD {
         model::current_thread_id()
     } else {
-        let Some(object) = kernel.lookup_handle(ThreadHandle as usize) else {
+        let Some(object) = kernel.lookup_handle(ThreadHandle.addr()) else {
             return STATUS_INVALID_HANDLE;
         };
         // SAFETY: the open handle keeps the thread object alive.
@@ -327,7 +332,7 @@ pub unsafe extern "C" fn ZwSetInformationThread(
 
 pub unsafe extern "C" fn PsGetCurrentThreadId() -> HANDLE {
     let _ = State::current().enter(Call::PsGetCurrentThreadId);
-    model::current_thread_id() as HANDLE
+    core::ptr::without_provenance_mut(model::current_thread_id())
 }
 
 pub unsafe extern "C" fn ZwYieldExecution() -> NTSTATUS {
@@ -346,7 +351,11 @@ pub unsafe extern "C" fn KeInitializeEvent(Event: PRKEVENT, Type: EVENT_TYPE, St
     unsafe { Event.write(KEVENT { dispatcher: Dispatcher::new(State != 0, auto_reset) }) };
 }
 
-pub unsafe extern "C" fn KeSetEvent(Event: PRKEVENT, _Increment: KPRIORITY, _Wait: BOOLEAN) -> LONG {
+pub unsafe extern "C" fn KeSetEvent(
+    Event: PRKEVENT,
+    _Increment: KPRIORITY,
+    _Wait: BOOLEAN,
+) -> LONG {
     require_irql(DISPATCH_LEVEL, "KeSetEvent");
     let _ = State::current().enter(Call::KeSetEvent);
     // SAFETY: Event is an initialized KEVENT (routine contract).
@@ -373,9 +382,7 @@ pub unsafe extern "C" fn MmGetSystemRoutineAddress(SystemRoutineName: PUNICODE_S
     match call {
         Call::IoCreateSystemThread => IoCreateSystemThread as *mut c_void,
         Call::KeSetSystemGroupAffinityThread => KeSetSystemGroupAffinityThread as *mut c_void,
-        Call::KeRevertToUserGroupAffinityThread => {
-            KeRevertToUserGroupAffinityThread as *mut c_void
-        }
+        Call::KeRevertToUserGroupAffinityThread => KeRevertToUserGroupAffinityThread as *mut c_void,
         _ => core::ptr::null_mut(),
     }
 }
@@ -395,7 +402,7 @@ fn pool_allocate(size: SIZE_T) -> PVOID {
     // SAFETY: the layout has a non-zero size.
     let block = unsafe { std::alloc::alloc(layout) };
     if !block.is_null() {
-        kernel.pool_insert(block as usize, layout);
+        kernel.pool_insert(block.addr(), layout);
     }
     block.cast()
 }
@@ -421,7 +428,7 @@ pub unsafe extern "C" fn ExFreePoolWithTag(P: PVOID, _Tag: ULONG) {
     require_irql(DISPATCH_LEVEL, "ExFreePoolWithTag");
     let kernel = State::current();
     let _ = kernel.enter(Call::ExFreePoolWithTag);
-    let Some(layout) = kernel.pool_remove(P as usize) else {
+    let Some(layout) = kernel.pool_remove(P.addr()) else {
         bugcheck("BAD_POOL_CALLER: ExFreePoolWithTag of memory that is not an allocation");
     };
     // SAFETY: P was allocated by pool_allocate with this layout and is freed once (removed).
@@ -443,7 +450,9 @@ pub unsafe extern "C" fn KeSetSystemGroupAffinityThread(
     if !PreviousAffinity.is_null() {
         let (group, mask) = previous.unwrap_or((0, 0));
         // SAFETY: a non-NULL PreviousAffinity is writable (routine contract).
-        unsafe { PreviousAffinity.write(GROUP_AFFINITY { Mask: mask, Group: group, Reserved: [0; 3] }) };
+        unsafe {
+            PreviousAffinity.write(GROUP_AFFINITY { Mask: mask, Group: group, Reserved: [0; 3] });
+        };
     }
 }
 

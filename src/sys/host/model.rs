@@ -367,8 +367,9 @@ impl State {
         let kernel = Arc::clone(self);
         let object_ptr = SendPtr(object);
         let context = SendPtr(context);
-        let spawned = std::thread::Builder::new().name(std::format!("system-thread {id:#x}")).spawn(
-            move || {
+        let spawned = std::thread::Builder::new()
+            .name(std::format!("system-thread {id:#x}"))
+            .spawn(move || {
                 CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(&kernel)));
                 THREAD_ID.with(|t| t.set(id));
                 IRQL.with(|i| i.set(start_irql));
@@ -394,8 +395,7 @@ impl State {
                 // SAFETY: that reference is the running thread's own, given up here.
                 unsafe { ThreadObject::release(object) };
                 CURRENT.with(|c| *c.borrow_mut() = None);
-            },
-        );
+            });
         if let Ok(join) = spawned {
             lock(&self.inner).os_threads.push(join);
             return Ok((object.cast_const(), id));

@@ -1,0 +1,142 @@
+//! Builder settings reach the kernel before the closure runs; invalid or unsupported settings
+//! are refused before anything is created.
+#![allow(clippy::unwrap_used, clippy::panic)]
+mod common;
+
+use std::ffi::c_void;
+use std::ptr::NonNull;
+use std::sync::mpsc;
+
+use common::in_kernel;
+use system_thread::host::Call;
+use system_thread::{Builder, GroupAffinity, IoObject, NtStatus, SpawnError, current_id};
+
+fn fake_io_object() -> IoObject {
+    static DEVICE: u8 = 0;
+    let object = NonNull::from(&DEVICE).cast::<c_void>();
+    // SAFETY: the host model only counts references on the pointer; it never reads it.
+    unsafe { IoObject::from_raw(object) }
+}
+
+#[test]
+fn name_and_priority_are_applied_before_the_closure_runs() {
+    in_kernel(|kernel| {
+        let probe = kernel.clone();
+        let handle = Builder::new()
+            .name("worker-λ")
+            .priority(12)
+            .spawn(move || {
+                let me = current_id();
+                probe.threads().into_iter().find(|t| t.id == me.0).unwrap()
+            })
+            .unwrap();
+        let record = handle.join().unwrap();
+        assert_eq!(record.name.as_deref(), Some("worker-λ"));
+        assert_eq!(record.priority, Some(12));
+        assert_eq!(record.attributes, 0x200, "OBJ_KERNEL_HANDLE");
+        assert!(!record.process_handle_given);
+    });
+}
+
+#[test]
+fn affinity_holds_while_the_closure_runs_and_is_reverted() {
+    in_kernel(|kernel| {
+        let affinity = GroupAffinity { group: 0, mask: 0b10 };
+        Builder::new().affinity(affinity).spawn(|| ()).unwrap().join().unwrap();
+        assert_eq!(kernel.threads()[0].affinity, Some((0, 0b10)));
+        assert_eq!(kernel.calls(Call::KeSetSystemGroupAffinityThread), 1);
+        assert_eq!(kernel.calls(Call::KeRevertToUserGroupAffinityThread), 1);
+    });
+}
+
+#[test]
+fn io_object_threads_pin_the_object_and_may_detach() {
+    in_kernel(|kernel| {
+        let (release, gate) = mpsc::channel::<()>();
+        let handle =
+            Builder::new().io_object(fake_io_object()).spawn(move || gate.recv().unwrap()).unwrap();
+        assert_eq!(kernel.calls(Call::IoCreateSystemThread), 1);
+        assert_eq!(kernel.calls(Call::PsCreateSystemThread), 0);
+        assert_eq!(kernel.outstanding().io_object_references, 1);
+        handle.detach().unwrap();
+        assert_eq!(kernel.outstanding().references, 0, "detach dropped the object reference");
+        release.send(()).unwrap();
+        while kernel.outstanding().running_threads > 0 {
+            std::thread::yield_now();
+        }
+        // The detached thread freed its own context when it finished.
+        assert_eq!(kernel.quiesce().allocations, 0);
+        assert_eq!(kernel.outstanding().io_object_references, 0);
+    });
+}
+
+#[test]
+fn threads_without_an_io_object_cannot_detach() {
+    in_kernel(|_| {
+        let handle = Builder::new().spawn(|| 9).unwrap();
+        let handle = handle.detach().unwrap_err();
+        assert_eq!(handle.join().unwrap(), 9);
+    });
+}
+
+#[test]
+fn missing_optional_routines_are_not_supported_errors() {
+    in_kernel(|kernel| {
+        kernel.hide_routine(Call::IoCreateSystemThread);
+        kernel.hide_routine(Call::KeSetSystemGroupAffinityThread);
+        let err = Builder::new().io_object(fake_io_object()).spawn(|| ()).unwrap_err();
+        assert_eq!(err, SpawnError::NotSupported("IoCreateSystemThread"));
+        assert_eq!(err.status(), NtStatus::NOT_SUPPORTED);
+        let err =
+            Builder::new().affinity(GroupAffinity { group: 0, mask: 1 }).spawn(|| ()).unwrap_err();
+        assert_eq!(err, SpawnError::NotSupported("KeSetSystemGroupAffinityThread"));
+        assert!(err.to_string().contains("not exported by this kernel"), "{err}");
+        assert_eq!(kernel.calls(Call::ExAllocatePoolWithTag), 0);
+    });
+}
+
+#[test]
+fn out_of_range_settings_are_refused_before_anything_is_created() {
+    in_kernel(|kernel| {
+        for priority in [0, 32, -1] {
+            let err = Builder::new().priority(priority).spawn(|| ()).unwrap_err();
+            assert!(matches!(err, SpawnError::InvalidArgument(_)), "{priority}: {err:?}");
+        }
+        let long = "x".repeat(system_thread::MAX_NAME_LEN + 1);
+        let err = Builder::new().name(&long).spawn(|| ()).unwrap_err();
+        assert!(matches!(err, SpawnError::InvalidArgument(_)));
+        let err =
+            Builder::new().affinity(GroupAffinity { group: 0, mask: 0 }).spawn(|| ()).unwrap_err();
+        assert!(matches!(err, SpawnError::InvalidArgument(_)));
+        assert_eq!(kernel.calls(Call::MmGetSystemRoutineAddress), 0);
+        assert_eq!(kernel.calls(Call::ExAllocatePoolWithTag), 0);
+        // The longest accepted name fits.
+        let exact = "y".repeat(system_thread::MAX_NAME_LEN);
+        Builder::new().name(&exact).spawn(|| ()).unwrap().join().unwrap();
+        assert_eq!(kernel.threads()[0].name.as_deref(), Some(exact.as_str()));
+    });
+}
+
+#[test]
+fn a_failed_name_cancels_the_thread_before_its_closure_runs() {
+    in_kernel(|kernel| {
+        let denied = NtStatus::ACCESS_DENIED;
+        kernel.fail_nth(Call::ZwSetInformationThread, 1, denied.0);
+        let (ran, observe) = mpsc::channel::<()>();
+        let err = Builder::new().name("x").spawn(move || ran.send(()).unwrap()).unwrap_err();
+        assert_eq!(err, SpawnError::Name(denied));
+        assert!(observe.try_recv().is_err(), "the closure ran although spawning failed");
+        assert_eq!(kernel.outstanding().running_threads, 0);
+    });
+}
+
+#[test]
+fn stoppable_builder_threads_combine_name_and_stop() {
+    in_kernel(|kernel| {
+        let worker =
+            Builder::new().name("stoppable").spawn_stoppable(|stop| stop.wait().unwrap()).unwrap();
+        worker.request_stop();
+        worker.join().unwrap();
+        assert_eq!(kernel.threads()[0].name.as_deref(), Some("stoppable"));
+    });
+}
