@@ -25,6 +25,7 @@ from common import CACHE, LEAK_VARIANTS, HarnessError, build_driver, log  # noqa
 
 GROUP = "stdemo"           # both drivers of a Wine stage share one winedevice.exe
 TEST_SERVICE = "st_demo"
+ROUNDS = 3                 # --bench: runs of each bench driver, alternating
 GUARD_SERVICE = "st_guard"
 
 
@@ -97,8 +98,8 @@ def bench(verbose: bool) -> int:
         print(f"  {what}: library {a} B, raw {b} B, difference {a - b:+d} B")
     figures: dict[str, dict] = {}
     with wine.WineSession(verbose=verbose) as s:
-        # Alternate the two drivers, twice each, in one session (one winedevice host).
-        for rnd in range(2):
+        # Alternate the two drivers, three times each, in one session (one winedevice host).
+        for rnd in range(ROUNDS):
             for v, svc in (("bench", "st_bench_lib"), ("bench_raw", "st_bench_raw")):
                 r = run_test_driver(s, f"{svc}{rnd}", built[v].sys, leak=False)
                 line = next((t for t in r["lines"] if "bench done" in t), None)
@@ -111,10 +112,12 @@ def bench(verbose: bool) -> int:
                 figures.setdefault(v, {"ns": []})["ns"].append(int(f["ns"]))
                 print(f"  wine round {rnd + 1} {v}: {line.split('bench done ', 1)[1]}")
     lib_ns, raw_ns = min(figures["bench"]["ns"]), min(figures["bench_raw"]["ns"])
-    print("=== Wine: 1,000 spawn+join cycles (best of 2) ===")
+    med = {v: sorted(f["ns"])[len(f["ns"]) // 2] for v, f in figures.items()}
+    print(f"=== Wine: 1,000 spawn+join cycles (best of {ROUNDS}; Wine's thread creation "
+          "goes through wineserver, so run-to-run noise is large) ===")
     print(f"  library {lib_ns / 1e6:.1f} ms ({lib_ns // 1000} ns/cycle), raw "
           f"{raw_ns / 1e6:.1f} ms ({raw_ns // 1000} ns/cycle), ratio library/raw = "
-          f"{lib_ns / raw_ns:.3f}")
+          f"{lib_ns / raw_ns:.3f} (medians: {med['bench'] / med['bench_raw']:.3f})")
     print("=== speakeasy (eager): kernel calls per spawn+join ===")
     for v in ("normal", "raw"):
         an = speakeasy_run.run(built[v].sys, "eager")["analysis"]
@@ -216,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 calls = an.get("calls_per_spawn_join")
                 if calls is not None:
                     print(f"  kernel calls per spawn+join ({len(calls)}): {', '.join(calls)}")
-                fails += checks.check_speakeasy(summary, v, a.selftest)
+                fails += checks.check_speakeasy(summary, v, a.selftest and v == variant)
 
         if a.wine:
             r = wine_stage(built[variant], built["guard"], leak=False, verbose=a.verbose)
