@@ -45,9 +45,11 @@ impl<T> Slot<T> {
         if self.state.compare_exchange(FULL, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
             return None;
         }
-        // SAFETY: state was FULL (the value is initialized, published by `put`'s Release
-        // store) and is now BUSY, claimed by us; it is read once and the state becomes EMPTY.
-        let value = unsafe { (*self.value.get()).assume_init_read() };
+        // SAFETY: state BUSY, claimed by us: nobody else reads or writes the cell.
+        let cell = unsafe { &mut *self.value.get() };
+        // SAFETY: state was FULL: the value is initialized (published by `put`'s Release
+        // store); it is read once, and the state becomes EMPTY.
+        let value = unsafe { cell.assume_init_read() };
         self.state.store(EMPTY, Ordering::Release);
         Some(value)
     }
