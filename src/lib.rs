@@ -82,6 +82,11 @@ pub use packet::MAX_CLOSURE_SIZE;
 pub use pool::POOL_TAG;
 pub use scope::{Scope, ScopedJoinHandle, scope};
 pub use stop::{StopToken, StoppableJoinHandle};
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[allow(unused_imports)] // empty unless the host model is public
 pub use sys::public::*;
 pub use thread::{SystemThread, ThreadId, current_id, sleep, yield_now};

@@ -53,7 +53,9 @@ pub fn start(io: Option<IoObject>, period: Duration, log: Log) -> Result<Worker,
         match builder.io_object(io).spawn_stoppable(ticker(period, log)) {
             Ok(handle) => return Ok(Worker { handle, pins_driver: true, log }),
             Err(SpawnError::NotSupported(routine)) => {
-                log(format_args!("{THREAD_NAME}: {routine} is not exported here; using PsCreateSystemThread"));
+                log(format_args!(
+                    "{THREAD_NAME}: {routine} is not exported here; using PsCreateSystemThread"
+                ));
             }
             Err(error) => return Err(error),
         }
@@ -141,7 +143,11 @@ impl WorkerSlot {
     /// Runs `f` on the contents, with exclusive access. Spins while another caller holds them:
     /// holders never wait or call out, they move an `Option` in or out and release.
     fn with<R>(&self, f: impl FnOnce(&mut Option<(usize, Worker)>) -> R) -> R {
-        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             hint::spin_loop();
         }
         // SAFETY: `locked` was false and is now ours: no other reference to the contents exists
