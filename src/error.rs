@@ -28,6 +28,12 @@ impl NtStatus {
     /// `STATUS_INVALID_INFO_CLASS`.
     pub const INVALID_INFO_CLASS: Self = Self(0xC000_0003_u32.cast_signed());
 
+    /// The status as the unsigned 32-bit code it is usually written as (`0xC000009A`).
+    #[must_use]
+    pub const fn code(self) -> u32 {
+        self.0.cast_unsigned()
+    }
+
     /// `NT_SUCCESS`: success and informational codes (severity bits 00 and 01).
     #[must_use]
     pub const fn is_success(self) -> bool {
@@ -60,7 +66,7 @@ impl fmt::Debug for NtStatus {
 
 impl fmt::Display for NtStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#010X}", self.0.cast_unsigned())?;
+        write!(f, "{:#010X}", self.code())?;
         if let Some(name) = self.name() {
             write!(f, " ({name})")?;
         }

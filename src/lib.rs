@@ -3,8 +3,10 @@
 //! `system-thread` wraps `PsCreateSystemThread` the way `std::thread` wraps the OS: closures
 //! instead of `PVOID` contexts, [`JoinHandle`]s that return the closure's value, timeouts,
 //! a [`Builder`], [scoped threads](scope), cooperative stop, and typed errors carrying the
-//! NTSTATUS. It is `no_std`, makes one pool allocation per thread, and adds no kernel call to
-//! the minimum a correct driver makes by hand.
+//! NTSTATUS. It is `no_std` and makes one pool allocation per thread. A spawn + join makes the
+//! kernel calls a correct driver makes by hand (create, reference, close, wait, dereference),
+//! plus one `PsGetCurrentThreadId` when the join starts while the thread is still inside its
+//! closure, the only moment a self-join (a deadlock) is possible.
 //!
 //! ```
 //! use core::time::Duration;

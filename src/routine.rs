@@ -3,12 +3,13 @@
 use crate::SpawnError;
 use crate::sys;
 
-/// `name` in UTF-16, for a routine name known at compile time (ASCII).
+/// `name` in UTF-16 followed by a NUL, for a routine name known at compile time (ASCII). The
+/// `UNICODE_STRING` length excludes the NUL; it is there for tools that read up to one.
 const fn utf16<const N: usize>(name: &str) -> [u16; N] {
     let bytes = name.as_bytes();
     let mut out = [0u16; N];
     let mut i = 0;
-    while i < N {
+    while i < bytes.len() {
         out[i] = bytes[i] as u16;
         i += 1;
     }
@@ -17,8 +18,8 @@ const fn utf16<const N: usize>(name: &str) -> [u16; N] {
 
 macro_rules! routine_name {
     ($name:literal) => {{
-        const NAME: [u16; $name.len()] = utf16($name);
-        &NAME
+        const NAME: [u16; $name.len() + 1] = utf16($name);
+        NAME.split_last().map_or(&[], |(_nul, name)| name)
     }};
 }
 
