@@ -23,23 +23,29 @@ fn time(cycles: usize, mut body: impl FnMut(usize) -> usize) -> Duration {
 fn main() {
     let cycles: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5_000);
     let kernel = Kernel::new();
-    let rounds = 3;
-    let (mut ours, mut std_total) = (Duration::ZERO, Duration::ZERO);
-    // Interleave the two so that machine noise hits both alike.
+    let rounds = 5;
+    let (mut ours, mut std_total, mut ratios) = (Duration::ZERO, Duration::ZERO, Vec::new());
+    // Alternate the two in each round so that machine noise hits both alike.
     for _ in 0..rounds {
-        ours += kernel
+        let a = kernel
             .run(|| time(cycles, |i| SystemThread::spawn(move || i + 1).unwrap().join().unwrap()));
-        std_total += time(cycles, |i| std::thread::spawn(move || i + 1).join().unwrap());
+        let b = time(cycles, |i| std::thread::spawn(move || i + 1).join().unwrap());
+        ratios.push(b.as_secs_f64() / a.as_secs_f64());
+        ours += a;
+        std_total += b;
     }
     kernel.assert_clean();
+    ratios.sort_by(f64::total_cmp);
     let n = (cycles * rounds) as f64;
     let per = |d: Duration| d.as_secs_f64() * 1e6 / n;
-    println!("host model, {cycles} spawn+join cycles x {rounds} rounds");
+    println!("host model, {cycles} spawn+join cycles x {rounds} rounds (alternating)");
     println!("  SystemThread (host model): {:8.2} us per spawn+join", per(ours));
     println!("  std::thread:               {:8.2} us per spawn+join", per(std_total));
     println!(
-        "  throughput ratio SystemThread/std: {:.3} (goal >= 0.95)",
-        std_total.as_secs_f64() / ours.as_secs_f64()
+        "  throughput ratio SystemThread/std: median {:.3} (rounds {:.3}..{:.3}; goal >= 0.95)",
+        ratios[rounds / 2],
+        ratios[0],
+        ratios[rounds - 1]
     );
     println!(
         "  pool allocations per spawn+join: {} (std::thread makes 4 heap allocations per spawn)",

@@ -397,7 +397,19 @@ impl State {
                 CURRENT.with(|c| *c.borrow_mut() = None);
             });
         if let Ok(join) = spawned {
-            lock(&self.inner).os_threads.push(join);
+            // Reap OS threads that have exited, so that a long run keeps no zombie stacks.
+            let exited: Vec<StdJoinHandle<()>> = {
+                let mut inner = lock(&self.inner);
+                let (done, running) =
+                    inner.os_threads.drain(..).partition(StdJoinHandle::is_finished);
+                inner.os_threads = running;
+                inner.os_threads.push(join);
+                done
+            };
+            for handle in exited {
+                // A panic inside a model thread has already aborted the process.
+                let _ = handle.join();
+            }
             return Ok((object.cast_const(), id));
         }
         let mut inner = lock(&self.inner);
