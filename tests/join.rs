@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{in_kernel, scaled};
+use common::{DropCounter, in_kernel, scaled};
 use system_thread::host::Call;
 use system_thread::{JoinErrorKind, JoinHandle, NtStatus, SystemThread, current_id};
 
@@ -111,16 +111,10 @@ fn dropping_a_handle_joins_the_thread() {
 
 #[test]
 fn dropping_a_handle_drops_the_unjoined_value() {
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     in_kernel(|_| {
         let drops = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&drops);
-        let handle = SystemThread::spawn(move || Counted(counter)).unwrap();
+        let handle = SystemThread::spawn(move || DropCounter(counter)).unwrap();
         drop(handle);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     });

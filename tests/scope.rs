@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::in_kernel;
+use common::{DropCounter, in_kernel};
 use system_thread::host::Call;
 use system_thread::{JoinErrorKind, scope};
 
@@ -72,17 +72,11 @@ fn scoped_threads_can_spawn_more_scoped_threads() {
 
 #[test]
 fn unjoined_scoped_values_are_dropped_by_the_scope() {
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     in_kernel(|_| {
         let drops = Arc::new(AtomicUsize::new(0));
         scope(|s| {
-            let _unjoined = s.spawn(|| Counted(Arc::clone(&drops))).unwrap();
-            let joined = s.spawn(|| Counted(Arc::clone(&drops))).unwrap().join().unwrap();
+            let _unjoined = s.spawn(|| DropCounter(Arc::clone(&drops))).unwrap();
+            let joined = s.spawn(|| DropCounter(Arc::clone(&drops))).unwrap().join().unwrap();
             assert_eq!(drops.load(Ordering::SeqCst), 0);
             drop(joined);
             assert_eq!(drops.load(Ordering::SeqCst), 1);

@@ -10,6 +10,7 @@ pub mod model;
 use core::ffi::c_void;
 use core::time::Duration;
 use std::alloc::Layout;
+use std::sync::Arc;
 
 pub(crate) use super::types::*;
 use model::{Call, Dispatcher, State, ThreadObject, ThreadRecord, bugcheck};
@@ -33,6 +34,17 @@ fn require_irql(max: u32, routine: &str) {
     let irql = model::current_irql();
     if u32::from(irql) > max {
         bugcheck(&std::format!("IRQL_NOT_LESS_OR_EQUAL: {routine} called at IRQL {irql}"));
+    }
+}
+
+/// The prelude of every fallible routine: checks the IRQL (a bugcheck above `max_irql`),
+/// counts the call, and returns the caller's kernel, or the status of an injected failure.
+fn begin(call: Call, max_irql: u32) -> Result<Arc<State>, NTSTATUS> {
+    require_irql(max_irql, call.name());
+    let kernel = State::current();
+    match kernel.enter(call) {
+        Some(status) => Err(status),
+        None => Ok(kernel),
     }
 }
 
@@ -72,11 +84,10 @@ unsafe fn create_thread(
     StartRoutine: PKSTART_ROUTINE,
     StartContext: PVOID,
 ) -> NTSTATUS {
-    require_irql(PASSIVE_LEVEL, call.name());
-    let kernel = State::current();
-    if let Some(status) = kernel.enter(call) {
-        return status;
-    }
+    let kernel = match begin(call, PASSIVE_LEVEL) {
+        Ok(kernel) => kernel,
+        Err(status) => return status,
+    };
     let Some(start) = StartRoutine else {
         return STATUS_INVALID_PARAMETER;
     };
@@ -175,11 +186,10 @@ pub unsafe extern "C" fn ObReferenceObjectByHandle(
     Object: *mut PVOID,
     _HandleInformation: POBJECT_HANDLE_INFORMATION,
 ) -> NTSTATUS {
-    require_irql(PASSIVE_LEVEL, "ObReferenceObjectByHandle");
-    let kernel = State::current();
-    if let Some(status) = kernel.enter(Call::ObReferenceObjectByHandle) {
-        return status;
-    }
+    let kernel = match begin(Call::ObReferenceObjectByHandle, PASSIVE_LEVEL) {
+        Ok(kernel) => kernel,
+        Err(status) => return status,
+    };
     let Some(object) = kernel.lookup_handle(Handle.addr()) else {
         return STATUS_INVALID_HANDLE;
     };
@@ -195,7 +205,7 @@ pub unsafe extern "C" fn ObfDereferenceObject(Object: PVOID) -> LONG_PTR {
     require_irql(DISPATCH_LEVEL, "ObfDereferenceObject");
     let object = Object.cast::<ThreadObject>().cast_const();
     // SAFETY: the caller owns a reference on this thread object (routine contract).
-    let kernel = std::sync::Arc::clone(&unsafe { &*object }.kernel);
+    let kernel = Arc::clone(&unsafe { &*object }.kernel);
     let _ = kernel.enter(Call::ObfDereferenceObject);
     kernel.add_references(-1);
     // SAFETY: the caller's reference is given up here, exactly once.
@@ -204,11 +214,10 @@ pub unsafe extern "C" fn ObfDereferenceObject(Object: PVOID) -> LONG_PTR {
 }
 
 pub unsafe extern "C" fn ZwClose(Handle: HANDLE) -> NTSTATUS {
-    require_irql(PASSIVE_LEVEL, "ZwClose");
-    let kernel = State::current();
-    if let Some(status) = kernel.enter(Call::ZwClose) {
-        return status;
-    }
+    let kernel = match begin(Call::ZwClose, PASSIVE_LEVEL) {
+        Ok(kernel) => kernel,
+        Err(status) => return status,
+    };
     let Some(object) = kernel.remove_handle(Handle.addr()) else {
         bugcheck("INVALID_KERNEL_HANDLE: ZwClose of a handle that is not open");
     };
@@ -226,11 +235,10 @@ pub unsafe extern "C" fn ZwWaitForSingleObject(
     _Alertable: BOOLEAN,
     Timeout: PLARGE_INTEGER,
 ) -> NTSTATUS {
-    require_irql(PASSIVE_LEVEL, "ZwWaitForSingleObject");
-    let kernel = State::current();
-    if let Some(status) = kernel.enter(Call::ZwWaitForSingleObject) {
-        return status;
-    }
+    let kernel = match begin(Call::ZwWaitForSingleObject, PASSIVE_LEVEL) {
+        Ok(kernel) => kernel,
+        Err(status) => return status,
+    };
     let Some(object) = kernel.lookup_handle(Handle.addr()) else {
         return STATUS_INVALID_HANDLE;
     };
@@ -298,11 +306,10 @@ pub unsafe extern "C" fn ZwSetInformationThread(
     ThreadInformation: PVOID,
     ThreadInformationLength: ULONG,
 ) -> NTSTATUS {
-    require_irql(PASSIVE_LEVEL, "ZwSetInformationThread");
-    let kernel = State::current();
-    if let Some(status) = kernel.enter(Call::ZwSetInformationThread) {
-        return status;
-    }
+    let kernel = match begin(Call::ZwSetInformationThread, PASSIVE_LEVEL) {
+        Ok(kernel) => kernel,
+        Err(status) => return status,
+    };
     if ThreadInformationClass != THREAD_NAME_INFORMATION {
         return STATUS_INVALID_INFO_CLASS;
     }
