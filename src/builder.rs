@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use crate::error::SpawnError;
 use crate::join::JoinHandle;
 use crate::packet::{self, Extra, Options};
+use crate::scope::{Scope, ScopedJoinHandle};
 use crate::stop::{StopState, StopToken, StoppableJoinHandle};
 use crate::{routine, sys};
 
@@ -139,6 +140,41 @@ impl<'a> Builder<'a> {
                 .cast();
         let handle = JoinHandle::new(spawned.raw, spawned.value, self.io_object.is_some());
         Ok(StoppableJoinHandle::new(handle, state))
+    }
+
+    /// Spawns the configured thread in `scope`; see [`Scope::spawn`].
+    ///
+    /// ```
+    /// let mut counts = [0u32; 4];
+    /// system_thread::scope(|s| {
+    ///     let handle = system_thread::Builder::new()
+    ///         .name("counter")
+    ///         .spawn_scoped(s, || counts.iter_mut().for_each(|c| *c += 1))?;
+    ///     handle.join().ok();
+    ///     Ok::<(), system_thread::SpawnError>(())
+    /// })?;
+    /// assert_eq!(counts, [1; 4]);
+    /// # Ok::<(), system_thread::SpawnError>(())
+    /// ```
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    ///
+    /// # Errors
+    /// As [`Builder::spawn`].
+    pub fn spawn_scoped<'scope, 'env, F, T>(
+        self,
+        scope: &'scope Scope<'scope, 'env>,
+        f: F,
+    ) -> Result<ScopedJoinHandle<'scope, T>, SpawnError>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        // SAFETY: the scope adopts the thread and joins it before 'scope ends (also when its
+        // closure unwinds), so the borrows of `F` and `T` outlive the thread.
+        let spawned = unsafe { self.spawn_raw::<(), _, T>(move |()| f()) }?;
+        Ok(scope.adopt(spawned.raw, spawned.value))
     }
 
     /// # Safety

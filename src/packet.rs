@@ -98,7 +98,8 @@ pub(crate) struct Header {
     release: unsafe fn(NonNull<Header>),
 }
 
-/// Storage for the closure, then for its value (both at offset 0).
+/// Storage for the closure, then for its value (both at offset 0, which `repr(C)` guarantees).
+#[repr(C)]
 union Slot<F, T> {
     _closure: ManuallyDrop<F>,
     _value: ManuallyDrop<T>,

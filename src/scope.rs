@@ -77,9 +77,19 @@ impl<'scope> Scope<'scope, '_> {
         // closure unwinds, so the borrows of `F` and `T` outlive the thread.
         let spawned =
             unsafe { packet::spawn_unchecked::<(), _, T>(&Options::default(), move |()| f()) }?;
-        let header = spawned.raw.into_header();
+        Ok(self.adopt(spawned.raw, spawned.value))
+    }
+
+    /// Makes the scope the owner of a thread spawned for it (also by `Builder::spawn_scoped`):
+    /// the scope joins it before it ends.
+    pub(crate) fn adopt<T>(
+        &'scope self,
+        raw: RawThread,
+        value: NonNull<T>,
+    ) -> ScopedJoinHandle<'scope, T> {
+        let header = raw.into_header();
         self.push(header);
-        Ok(ScopedJoinHandle { header, value: spawned.value, _scope: PhantomData })
+        ScopedJoinHandle { header, value, _scope: PhantomData }
     }
 
     fn push(&self, header: NonNull<Header>) {

@@ -131,6 +131,24 @@ fn a_failed_name_cancels_the_thread_before_its_closure_runs() {
 }
 
 #[test]
+fn scoped_builder_threads_are_named_and_may_borrow() {
+    in_kernel(|kernel| {
+        let mut totals = [0u64; 2];
+        system_thread::scope(|s| {
+            let (a, b) = totals.split_at_mut(1);
+            let first = Builder::new().name("scoped-a").spawn_scoped(s, || a[0] = 40).unwrap();
+            Builder::new().name("scoped-b").priority(7).spawn_scoped(s, || b[0] = 2).unwrap();
+            first.join().unwrap();
+            // The second is joined by the scope.
+        });
+        assert_eq!(totals.iter().sum::<u64>(), 42);
+        let mut names: Vec<_> = kernel.threads().into_iter().filter_map(|t| t.name).collect();
+        names.sort();
+        assert_eq!(names, ["scoped-a", "scoped-b"]);
+    });
+}
+
+#[test]
 fn stoppable_builder_threads_combine_name_and_stop() {
     in_kernel(|kernel| {
         let worker =

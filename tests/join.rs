@@ -12,6 +12,24 @@ use system_thread::host::Call;
 use system_thread::{JoinErrorKind, JoinHandle, NtStatus, SystemThread, current_id};
 
 #[test]
+fn handles_can_be_shared_and_sent_like_std_ones() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<JoinHandle<u32>>();
+    send_sync::<system_thread::StoppableJoinHandle<u32>>();
+    send_sync::<system_thread::ScopedJoinHandle<'static, u32>>();
+    send_sync::<system_thread::Scope<'static, 'static>>();
+    send_sync::<system_thread::StopToken>();
+    send_sync::<system_thread::SpawnError>();
+    // A handle moves to another thread and is joined there, as in a DriverUnload.
+    in_kernel(|kernel| {
+        let handle = SystemThread::spawn(|| 11).unwrap();
+        let joiner = kernel.clone();
+        let value = std::thread::spawn(move || joiner.run(|| handle.join().unwrap())).join();
+        assert_eq!(value.unwrap(), 11);
+    });
+}
+
+#[test]
 fn join_returns_the_closure_value() {
     in_kernel(|_| {
         let handle = SystemThread::spawn(|| (1..=10u64).product::<u64>()).unwrap();
