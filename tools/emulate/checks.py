@@ -376,6 +376,13 @@ def check_speakeasy(summary: dict, variant: str = "normal", selftest: bool = Fal
         fails.append(f"[{ctx}/{variant}] no thread was created")
     if summary["mode"] == "eager" and an.get("calls_per_spawn_join") is None:
         fails.append(f"[{ctx}/{variant}] no `calls begin`/`calls end` bracket in the trace")
+    if summary["mode"] == "eager" and variant == "normal":
+        plain, scoped = an.get("calls_per_spawn_join"), an.get("calls_per_scoped_spawn_join")
+        if scoped is None:
+            fails.append(f"[{ctx}/{variant}] no `scoped-calls` bracket in the trace")
+        elif sorted(scoped) != sorted(plain or []):
+            fails.append(f"[{ctx}/{variant}] a scoped spawn+join made other kernel calls than "
+                         f"a plain one: {scoped} vs {plain}")
     return fails
 
 

@@ -123,6 +123,9 @@ def bench(verbose: bool) -> int:
         an = speakeasy_run.run(built[v].sys, "eager")["analysis"]
         calls = an["calls_per_spawn_join"] or []
         print(f"  {'library' if v == 'normal' else 'raw'}: {len(calls)}: {', '.join(calls)}")
+        if v == "normal":
+            scoped = an["calls_per_scoped_spawn_join"] or []
+            print(f"  library, scoped: {len(scoped)}: {', '.join(scoped)}")
     return 0
 
 
@@ -219,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
                 calls = an.get("calls_per_spawn_join")
                 if calls is not None:
                     print(f"  kernel calls per spawn+join ({len(calls)}): {', '.join(calls)}")
+                scoped = an.get("calls_per_scoped_spawn_join")
+                if scoped is not None:
+                    print(f"  kernel calls per scoped spawn+join ({len(scoped)}): "
+                          f"{', '.join(scoped)}")
                 fails += checks.check_speakeasy(summary, v, a.selftest and v == variant)
 
         if a.wine:

@@ -63,7 +63,8 @@ struct Running {
 
 fn spawn(job: Job) -> Option<Running> {
     // SAFETY: plain non-paged allocation at PASSIVE_LEVEL.
-    let block = unsafe { raw::ExAllocatePoolWithTag(raw::NON_PAGED_POOL_NX, size_of::<Context>(), TAG) };
+    let block =
+        unsafe { raw::ExAllocatePoolWithTag(raw::NON_PAGED_POOL_NX, size_of::<Context>(), TAG) };
     let ctx = NonNull::new(block.cast::<Context>())?;
     // SAFETY: a fresh block of the right size (pool blocks are 16-byte aligned).
     unsafe { ctx.as_ptr().write(Context { job, result: 0 }) };
@@ -78,7 +79,14 @@ fn spawn(job: Job) -> Option<Running> {
     let mut thread = ptr::null_mut();
     // SAFETY: `handle` is the kernel handle just returned; `thread` is a local out-pointer.
     let status = unsafe {
-        raw::ObReferenceObjectByHandle(handle, raw::SYNCHRONIZE, ptr::null_mut(), raw::KERNEL_MODE, &mut thread, ptr::null_mut())
+        raw::ObReferenceObjectByHandle(
+            handle,
+            raw::SYNCHRONIZE,
+            ptr::null_mut(),
+            raw::KERNEL_MODE,
+            &mut thread,
+            ptr::null_mut(),
+        )
     };
     // SAFETY: our own handle, closed once; the referenced object (if any) stays valid.
     unsafe { raw::ZwClose(handle) };
@@ -91,7 +99,9 @@ fn spawn(job: Job) -> Option<Running> {
 
 fn join(running: Running) -> u64 {
     // SAFETY: a referenced thread object; no timeout.
-    unsafe { raw::KeWaitForSingleObject(running.thread, raw::EXECUTIVE, raw::KERNEL_MODE, 0, ptr::null()) };
+    unsafe {
+        raw::KeWaitForSingleObject(running.thread, raw::EXECUTIVE, raw::KERNEL_MODE, 0, ptr::null())
+    };
     // SAFETY: drops the reference taken in `spawn`, once.
     unsafe { raw::ObfDereferenceObject(running.thread) };
     // SAFETY: the thread has exited: nobody else touches the context.
@@ -149,7 +159,15 @@ pub fn parallel() -> bool {
     }
     let expected = work::sum_of_squares_closed(SQUARES_END);
     let ok = joined == PARTS && total == expected;
-    report!("parallel", "joined", "threads={} value={} expected={} ok={}", joined, total, expected, u8::from(ok));
+    report!(
+        "parallel",
+        "joined",
+        "threads={} value={} expected={} ok={}",
+        joined,
+        total,
+        expected,
+        u8::from(ok)
+    );
     ok
 }
 

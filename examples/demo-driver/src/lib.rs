@@ -101,7 +101,10 @@ const STATUS_SUCCESS: i32 = 0;
 ///
 /// Called by the I/O manager once, at PASSIVE_LEVEL, with a valid driver object.
 #[unsafe(export_name = "DriverEntry")]
-pub unsafe extern "system" fn driver_entry(driver: *mut DriverObject, _registry: *const c_void) -> i32 {
+pub unsafe extern "system" fn driver_entry(
+    driver: *mut DriverObject,
+    _registry: *const c_void,
+) -> i32 {
     rt::init();
     if cfg!(guard) {
         return guard_entry(driver);
@@ -163,7 +166,32 @@ fn count_calls(once: fn(u32) -> Option<u64>) -> bool {
     let value = once(5);
     let expected = work::mix(5);
     let ok = value == Some(expected);
-    report!("calls", "end", "value={:#x} expected={:#x} ok={}", value.unwrap_or(0), expected, u8::from(ok));
+    report!(
+        "calls",
+        "end",
+        "value={:#x} expected={:#x} ok={}",
+        value.unwrap_or(0),
+        expected,
+        u8::from(ok)
+    );
+    ok
+}
+
+/// The same for one scoped spawn+join.
+#[cfg(not(raw_baseline))]
+fn count_scoped_calls(once: fn(u32) -> Option<u64>) -> bool {
+    report!("scoped-calls", "begin");
+    let value = once(5);
+    let expected = work::mix(5);
+    let ok = value == Some(expected);
+    report!(
+        "scoped-calls",
+        "end",
+        "value={:#x} expected={:#x} ok={}",
+        value.unwrap_or(0),
+        expected,
+        u8::from(ok)
+    );
     ok
 }
 
@@ -173,6 +201,7 @@ fn run_scenarios(driver: *mut c_void) -> bool {
     let mut ok = s::spawn_join();
     ok &= s::parallel();
     ok &= count_calls(s::spawn_join_once);
+    ok &= count_scoped_calls(s::scoped_spawn_join_once);
     #[cfg(bench_cycles)]
     {
         let _ = driver;
@@ -240,7 +269,10 @@ mod selftest {
     use core::ffi::c_void;
     use core::ptr;
 
-    use raw::{KeWaitForSingleObject, ObReferenceObjectByHandle, ObfDereferenceObject, PsTerminateSystemThread};
+    use raw::{
+        KeWaitForSingleObject, ObReferenceObjectByHandle, ObfDereferenceObject,
+        PsTerminateSystemThread,
+    };
 
     /// A 12 KiB frame: exercises `__chkstk` (rt.rs) on a fresh thread stack.
     #[inline(never)]
@@ -256,11 +288,7 @@ mod selftest {
         unsafe { raw::KeDelayExecutionThread(raw::KERNEL_MODE, 0, &interval) };
         let sum = big_frame(1);
         // SAFETY: `context` points at the joiner's u32, which outlives the join.
-        unsafe {
-            context
-                .cast::<u32>()
-                .write_volatile(if sum == 12 * 1024 { 42 } else { 1 })
-        };
+        unsafe { context.cast::<u32>().write_volatile(if sum == 12 * 1024 { 42 } else { 1 }) };
     }
 
     unsafe extern "system" fn terminates(context: *mut c_void) {

@@ -209,10 +209,7 @@ struct LineBuf {
 
 impl LineBuf {
     const fn new() -> Self {
-        Self {
-            buf: [0; 512],
-            len: 0,
-        }
+        Self { buf: [0; 512], len: 0 }
     }
 
     /// Keeps the last byte for the terminating NUL.
@@ -266,10 +263,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         Some(l) => (l.file(), l.line(), l.column()),
         None => ("<unknown>", 0, 0),
     };
-    log(format_args!(
-        "system-thread-demo: PANIC at {file}:{line}:{column}: {}",
-        info.message()
-    ));
+    log(format_args!("system-thread-demo: PANIC at {file}:{line}:{column}: {}", info.message()));
     // SAFETY: KeBugCheckEx takes plain integers and never returns; bugchecking is the
     // documented policy for a panic in kernel mode (panic = "abort", no unwinding).
     unsafe {

@@ -8,8 +8,8 @@ use core::ptr::NonNull;
 use core::time::Duration;
 
 use system_thread::{
-    Builder, IoObject, JoinHandle, SpawnError, StoppableJoinHandle, SystemThread, current_id, current_irql,
-    scope, sleep,
+    Builder, IoObject, JoinHandle, SpawnError, StoppableJoinHandle, SystemThread, current_id,
+    current_irql, scope, sleep,
 };
 
 use crate::slot::Slot;
@@ -35,12 +35,17 @@ fn kind(e: &SpawnError) -> &'static str {
 }
 
 fn status_of(e: &SpawnError) -> u32 {
-    e.status().0.cast_unsigned()
+    e.status().code()
 }
 
 /// One spawn+join cycle of `work::mix(i)` (call counting and benchmark).
 pub fn spawn_join_once(i: u32) -> Option<u64> {
     SystemThread::spawn(move || work::mix(i)).ok()?.join().ok()
+}
+
+/// One scoped spawn+join cycle of `work::mix(i)` (call counting).
+pub fn scoped_spawn_join_once(i: u32) -> Option<u64> {
+    system_thread::scope(|s| s.spawn(move || work::mix(i)).ok()?.join().ok())
 }
 
 /// a. spawn + join returning a computed value; thread ids from both sides.
@@ -54,7 +59,14 @@ pub fn spawn_join() -> bool {
     }) {
         Ok(handle) => handle,
         Err(e) => {
-            report!("spawn", "spawn-error", "kind={} status={:#x} ok=0 text={}", kind(&e), status_of(&e), e);
+            report!(
+                "spawn",
+                "spawn-error",
+                "kind={} status={:#x} ok=0 text={}",
+                kind(&e),
+                status_of(&e),
+                e
+            );
             return false;
         }
     };
@@ -76,7 +88,7 @@ pub fn spawn_join() -> bool {
             ok
         }
         Err(e) => {
-            report!("spawn", "join-error", "status={:#x} ok=0 text={}", e.status().0.cast_unsigned(), e);
+            report!("spawn", "join-error", "status={:#x} ok=0 text={}", e.status().code(), e);
             false
         }
     }
@@ -95,7 +107,14 @@ pub fn parallel() -> bool {
             value
         }) {
             Ok(handle) => *slot = Some(handle),
-            Err(e) => report!("parallel", "spawn-error", "index={} status={:#x} text={}", index, status_of(&e), e),
+            Err(e) => report!(
+                "parallel",
+                "spawn-error",
+                "index={} status={:#x} text={}",
+                index,
+                status_of(&e),
+                e
+            ),
         }
     }
     let mut total = 0u64;
@@ -106,12 +125,22 @@ pub fn parallel() -> bool {
                 total += value;
                 joined += 1;
             }
-            Err(e) => report!("parallel", "join-error", "status={:#x} text={}", e.status().0.cast_unsigned(), e),
+            Err(e) => {
+                report!("parallel", "join-error", "status={:#x} text={}", e.status().code(), e)
+            }
         }
     }
     let expected = work::sum_of_squares_closed(SQUARES_END);
     let ok = joined == PARTS && total == expected;
-    report!("parallel", "joined", "threads={} value={} expected={} ok={}", joined, total, expected, flag(ok));
+    report!(
+        "parallel",
+        "joined",
+        "threads={} value={} expected={} ok={}",
+        joined,
+        total,
+        expected,
+        flag(ok)
+    );
     ok
 }
 
@@ -134,7 +163,14 @@ pub fn timeout() -> bool {
         Ok(value) => {
             // Only where waits do not wait (speakeasy): the harness decides.
             report!("timeout", "first-join", "status=0x0 value={:#x}", value);
-            report!("timeout", "joined", "value={:#x} expected={:#x} ok={}", value, expected, flag(value == expected));
+            report!(
+                "timeout",
+                "joined",
+                "value={:#x} expected={:#x} ok={}",
+                value,
+                expected,
+                flag(value == expected)
+            );
             return value == expected;
         }
         Err(e) => {
@@ -142,7 +178,7 @@ pub fn timeout() -> bool {
                 "timeout",
                 "first-join",
                 "status={:#x} timed_out={} text={}",
-                e.status().0.cast_unsigned(),
+                e.status().code(),
                 flag(e.is_timeout()),
                 e
             );
@@ -152,11 +188,18 @@ pub fn timeout() -> bool {
     match handle.join() {
         Ok(value) => {
             let ok = value == expected;
-            report!("timeout", "joined", "value={:#x} expected={:#x} ok={}", value, expected, flag(ok));
+            report!(
+                "timeout",
+                "joined",
+                "value={:#x} expected={:#x} ok={}",
+                value,
+                expected,
+                flag(ok)
+            );
             ok
         }
         Err(e) => {
-            report!("timeout", "join-error", "status={:#x} ok=0 text={}", e.status().0.cast_unsigned(), e);
+            report!("timeout", "join-error", "status={:#x} ok=0 text={}", e.status().code(), e);
             false
         }
     }
@@ -251,7 +294,9 @@ pub fn stop_worker() {
     match handle.join() {
         Ok(ticks) => report!("worker", "worker-joined", "ticks={} ok=1", ticks),
         // The error hands the handle back; dropping it joins (stop is already requested).
-        Err(e) => report!("worker", "worker-joined", "status={:#x} ok=0 text={}", e.status().0.cast_unsigned(), e),
+        Err(e) => {
+            report!("worker", "worker-joined", "status={:#x} ok=0 text={}", e.status().code(), e)
+        }
     }
 }
 
@@ -265,11 +310,18 @@ pub fn irql() -> bool {
     match result.map(JoinHandle::join) {
         Ok(Ok(irql)) => {
             let ok = irql == system_thread::Irql::PASSIVE.0;
-            report!("irql", "joined", "irql={} expected={} ok={}", irql, system_thread::Irql::PASSIVE.0, flag(ok));
+            report!(
+                "irql",
+                "joined",
+                "irql={} expected={} ok={}",
+                irql,
+                system_thread::Irql::PASSIVE.0,
+                flag(ok)
+            );
             ok
         }
         Ok(Err(e)) => {
-            report!("irql", "join-error", "status={:#x} ok=0 text={}", e.status().0.cast_unsigned(), e);
+            report!("irql", "join-error", "status={:#x} ok=0 text={}", e.status().code(), e);
             false
         }
         Err(e) => {
@@ -290,7 +342,14 @@ pub fn builder() -> bool {
     let handle = match spawned {
         Ok(handle) => handle,
         Err(e) => {
-            report!("builder", "spawn-error", "kind={} status={:#x} text={}", kind(&e), status_of(&e), e);
+            report!(
+                "builder",
+                "spawn-error",
+                "kind={} status={:#x} text={}",
+                kind(&e),
+                status_of(&e),
+                e
+            );
             return true;
         }
     };
@@ -298,11 +357,18 @@ pub fn builder() -> bool {
         Ok(value) => {
             let expected = work::checksum(10, 0..5_000);
             let ok = value == expected;
-            report!("builder", "joined", "value={:#x} expected={:#x} ok={}", value, expected, flag(ok));
+            report!(
+                "builder",
+                "joined",
+                "value={:#x} expected={:#x} ok={}",
+                value,
+                expected,
+                flag(ok)
+            );
             ok
         }
         Err(e) => {
-            report!("builder", "join-error", "status={:#x} ok=0 text={}", e.status().0.cast_unsigned(), e);
+            report!("builder", "join-error", "status={:#x} ok=0 text={}", e.status().code(), e);
             false
         }
     }
@@ -322,11 +388,24 @@ pub fn io_object(driver: *mut c_void) -> bool {
             Ok(value) => {
                 let expected = work::checksum(11, 0..100);
                 let ok = value == expected;
-                report!("io_object", "joined", "value={:#x} expected={:#x} ok={}", value, expected, flag(ok));
+                report!(
+                    "io_object",
+                    "joined",
+                    "value={:#x} expected={:#x} ok={}",
+                    value,
+                    expected,
+                    flag(ok)
+                );
                 ok
             }
             Err(e) => {
-                report!("io_object", "join-error", "status={:#x} ok=0 text={}", e.status().0.cast_unsigned(), e);
+                report!(
+                    "io_object",
+                    "join-error",
+                    "status={:#x} ok=0 text={}",
+                    e.status().code(),
+                    e
+                );
                 false
             }
         },
@@ -335,7 +414,14 @@ pub fn io_object(driver: *mut c_void) -> bool {
             true
         }
         Err(e) => {
-            report!("io_object", "spawn-error", "kind={} status={:#x} ok=0 text={}", kind(&e), status_of(&e), e);
+            report!(
+                "io_object",
+                "spawn-error",
+                "kind={} status={:#x} ok=0 text={}",
+                kind(&e),
+                status_of(&e),
+                e
+            );
             false
         }
     }
@@ -346,7 +432,15 @@ pub fn display() -> bool {
     match Builder::new().priority(99).spawn(|| 0u32) {
         Err(e) => {
             let ok = matches!(e, SpawnError::InvalidArgument(_));
-            report!("display", "spawn-error", "kind={} status={:#x} ok={} text={}", kind(&e), status_of(&e), flag(ok), e);
+            report!(
+                "display",
+                "spawn-error",
+                "kind={} status={:#x} ok={} text={}",
+                kind(&e),
+                status_of(&e),
+                flag(ok),
+                e
+            );
             ok
         }
         Ok(handle) => {

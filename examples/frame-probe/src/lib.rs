@@ -11,7 +11,8 @@ use system_thread::{MAX_CLOSURE_SIZE, SystemThread};
 #[inline(never)]
 fn spawn_with_capture<const N: usize>(byte: u8) -> Option<u64> {
     let data = black_box([byte; N]);
-    let handle = SystemThread::spawn(move || data.iter().map(|&b| u64::from(b)).sum::<u64>()).ok()?;
+    let handle =
+        SystemThread::spawn(move || data.iter().map(|&b| u64::from(b)).sum::<u64>()).ok()?;
     handle.join().ok()
 }
 

@@ -24,9 +24,10 @@ use core::ptr::NonNull;
 use system_thread::IoObject;
 use wdk_alloc::WdkAllocator;
 use wdk_sys::{
-    _WDF_EXECUTION_LEVEL, _WDF_SYNCHRONIZATION_SCOPE, DRIVER_OBJECT, NTSTATUS, PCUNICODE_STRING, PDRIVER_OBJECT,
-    STATUS_SUCCESS, ULONG, WDF_DRIVER_CONFIG, WDF_NO_HANDLE, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
-    WDFDEVICE, WDFDEVICE_INIT, WDFDRIVER, WDFOBJECT, call_unsafe_wdf_function_binding,
+    _WDF_EXECUTION_LEVEL, _WDF_SYNCHRONIZATION_SCOPE, DRIVER_OBJECT, NTSTATUS, PCUNICODE_STRING,
+    PDRIVER_OBJECT, STATUS_SUCCESS, ULONG, WDF_DRIVER_CONFIG, WDF_NO_HANDLE,
+    WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES, WDFDEVICE, WDFDEVICE_INIT, WDFDRIVER,
+    WDFOBJECT, call_unsafe_wdf_function_binding,
 };
 
 /// Pool allocations of `alloc` users in the driver (`ExAllocatePool2`, non-paged). The worker
@@ -61,7 +62,10 @@ const fn wdf_size<T>() -> ULONG {
 // SAFETY: `DriverEntry` is the symbol the kernel (through WdfDriverEntry) calls; nothing else in
 // the driver exports that name.
 #[unsafe(export_name = "DriverEntry")]
-pub unsafe extern "system" fn driver_entry(driver: &mut DRIVER_OBJECT, registry_path: PCUNICODE_STRING) -> NTSTATUS {
+pub unsafe extern "system" fn driver_entry(
+    driver: &mut DRIVER_OBJECT,
+    registry_path: PCUNICODE_STRING,
+) -> NTSTATUS {
     let mut config = WDF_DRIVER_CONFIG {
         Size: wdf_size::<WDF_DRIVER_CONFIG>(),
         EvtDriverDeviceAdd: Some(evt_driver_device_add),
@@ -87,7 +91,10 @@ pub unsafe extern "system" fn driver_entry(driver: &mut DRIVER_OBJECT, registry_
 }
 
 /// Creates the device, with a cleanup callback, and starts its worker.
-extern "C" fn evt_driver_device_add(_driver: WDFDRIVER, mut device_init: *mut WDFDEVICE_INIT) -> NTSTATUS {
+extern "C" fn evt_driver_device_add(
+    _driver: WDFDRIVER,
+    mut device_init: *mut WDFDEVICE_INIT,
+) -> NTSTATUS {
     let mut attributes = WDF_OBJECT_ATTRIBUTES {
         Size: wdf_size::<WDF_OBJECT_ATTRIBUTES>(),
         EvtCleanupCallback: Some(evt_device_cleanup),
@@ -100,7 +107,12 @@ extern "C" fn evt_driver_device_add(_driver: WDFDRIVER, mut device_init: *mut WD
     // SAFETY: `device_init` is the framework's, passed to this callback and not yet used; the
     // attributes and the output handle are live locals.
     let status = unsafe {
-        call_unsafe_wdf_function_binding!(WdfDeviceCreate, &raw mut device_init, &raw mut attributes, &raw mut device)
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceCreate,
+            &raw mut device_init,
+            &raw mut attributes,
+            &raw mut device
+        )
     };
     if !wdk::nt_success(status) {
         log(format_args!("system-thread-sample: WdfDeviceCreate returned {status:#010x}"));
@@ -108,7 +120,8 @@ extern "C" fn evt_driver_device_add(_driver: WDFDRIVER, mut device_init: *mut WD
     }
 
     // SAFETY: `device` was just created and is alive until its cleanup callback has run.
-    let device_object = unsafe { call_unsafe_wdf_function_binding!(WdfDeviceWdmGetDeviceObject, device) };
+    let device_object =
+        unsafe { call_unsafe_wdf_function_binding!(WdfDeviceWdmGetDeviceObject, device) };
     let io = NonNull::new(device_object.cast::<c_void>()).map(|object| {
         // SAFETY: this is the WDM DEVICE_OBJECT of this driver's device, alive while the worker
         // is created (the device is), and the kernel references it for the thread's lifetime.
@@ -129,7 +142,9 @@ extern "C" fn evt_driver_device_add(_driver: WDFDRIVER, mut device_init: *mut WD
         if worker.pins_driver() { "IoCreateSystemThread" } else { "PsCreateSystemThread" }
     ));
     if let Err(extra) = WORKER.put(device.addr(), worker) {
-        log(format_args!("system-thread-sample: this driver runs one worker; stopping the new one"));
+        log(format_args!(
+            "system-thread-sample: this driver runs one worker; stopping the new one"
+        ));
         let _ticks = extra.stop();
     }
     STATUS_SUCCESS
@@ -140,7 +155,9 @@ extern "C" fn evt_driver_device_add(_driver: WDFDRIVER, mut device_init: *mut WD
 extern "C" fn evt_device_cleanup(device: WDFOBJECT) {
     if let Some(worker) = WORKER.take(device.addr()) {
         let ticks = worker.stop();
-        log(format_args!("system-thread-sample: device cleanup: worker stopped after {ticks} ticks"));
+        log(format_args!(
+            "system-thread-sample: device cleanup: worker stopped after {ticks} ticks"
+        ));
     }
 }
 
@@ -149,7 +166,9 @@ extern "C" fn evt_device_cleanup(device: WDFOBJECT) {
 extern "C" fn evt_driver_unload(_driver: WDFDRIVER) {
     if let Some(worker) = WORKER.take_any() {
         let ticks = worker.stop();
-        log(format_args!("system-thread-sample: unload joined a leftover worker after {ticks} ticks"));
+        log(format_args!(
+            "system-thread-sample: unload joined a leftover worker after {ticks} ticks"
+        ));
     }
     log(format_args!("system-thread-sample: unloaded"));
 }
