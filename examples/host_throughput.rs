@@ -67,9 +67,9 @@ fn spawn_join_calls(scoped: bool) -> String {
 }
 
 fn main() {
-    let cycles: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5_000);
+    let cycles: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2_000);
     let kernel = Kernel::new();
-    let rounds = 5;
+    let rounds = 9;
     let (mut ours, mut std_total, mut ratios) = (Duration::ZERO, Duration::ZERO, Vec::new());
     // Alternate the two in each round so that machine noise hits both alike.
     for _ in 0..rounds {

@@ -367,35 +367,35 @@ impl State {
         let kernel = Arc::clone(self);
         let object_ptr = SendPtr(object);
         let context = SendPtr(context);
-        let spawned = std::thread::Builder::new()
-            .name(std::format!("system-thread {id:#x}"))
-            .spawn(move || {
-                CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(&kernel)));
-                THREAD_ID.with(|t| t.set(id));
-                IRQL.with(|i| i.set(start_irql));
-                kernel.record(id, |r| r.start_irql = start_irql);
-                // SAFETY: the driver handed this routine and context to PsCreateSystemThread
-                // with the contract that the routine runs once, on a new thread, with it.
-                unsafe { start(context.get()) };
-                if IRQL.with(Cell::get) != 0 {
-                    bugcheck("system thread exited at an IRQL above PASSIVE_LEVEL");
-                }
+        // Unnamed: naming an OS thread costs an allocation and a system call per spawn, which
+        // would show in the throughput comparison with `std::thread`.
+        let spawned = std::thread::Builder::new().spawn(move || {
+            CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(&kernel)));
+            THREAD_ID.with(|t| t.set(id));
+            IRQL.with(|i| i.set(start_irql));
+            kernel.record(id, |r| r.start_irql = start_irql);
+            // SAFETY: the driver handed this routine and context to PsCreateSystemThread
+            // with the contract that the routine runs once, on a new thread, with it.
+            unsafe { start(context.get()) };
+            if IRQL.with(Cell::get) != 0 {
+                bugcheck("system thread exited at an IRQL above PASSIVE_LEVEL");
+            }
+            {
+                let mut inner = lock(&kernel.inner);
+                inner.running -= 1;
+                if let Some(io) = io_object
+                    && let Some(count) = inner.io_refs.get_mut(&io)
                 {
-                    let mut inner = lock(&kernel.inner);
-                    inner.running -= 1;
-                    if let Some(io) = io_object
-                        && let Some(count) = inner.io_refs.get_mut(&io)
-                    {
-                        *count -= 1;
-                    }
+                    *count -= 1;
                 }
-                let object = object_ptr.get().cast_const();
-                // SAFETY: the running thread holds one reference until the release below.
-                unsafe { &*object }.dispatcher.signal();
-                // SAFETY: that reference is the running thread's own, given up here.
-                unsafe { ThreadObject::release(object) };
-                CURRENT.with(|c| *c.borrow_mut() = None);
-            });
+            }
+            let object = object_ptr.get().cast_const();
+            // SAFETY: the running thread holds one reference until the release below.
+            unsafe { &*object }.dispatcher.signal();
+            // SAFETY: that reference is the running thread's own, given up here.
+            unsafe { ThreadObject::release(object) };
+            CURRENT.with(|c| *c.borrow_mut() = None);
+        });
         if let Ok(join) = spawned {
             // Reap OS threads that have exited, so that a long run keeps no zombie stacks.
             let exited: Vec<StdJoinHandle<()>> = {
