@@ -160,36 +160,16 @@ fn guard_entry(driver: *mut DriverObject) -> i32 {
     STATUS_SUCCESS
 }
 
-/// One spawn+join between two markers, so the harness can count the kernel calls it takes.
-fn count_calls(once: fn(u32) -> Option<u64>) -> bool {
-    report!("calls", "begin");
+/// One spawn+join between two markers (`<label> begin`, `<label> end`), so the harness can
+/// count the kernel calls it takes.
+fn count_calls(label: &str, once: fn(u32) -> Option<u64>) -> bool {
+    log!("system-thread-demo: {label} begin");
     let value = once(5);
     let expected = work::mix(5);
     let ok = value == Some(expected);
-    report!(
-        "calls",
-        "end",
-        "value={:#x} expected={:#x} ok={}",
+    log!(
+        "system-thread-demo: {label} end value={:#x} expected={expected:#x} ok={}",
         value.unwrap_or(0),
-        expected,
-        u8::from(ok)
-    );
-    ok
-}
-
-/// The same for one scoped spawn+join.
-#[cfg(not(any(raw_baseline, bench_cycles)))]
-fn count_scoped_calls(once: fn(u32) -> Option<u64>) -> bool {
-    report!("scoped-calls", "begin");
-    let value = once(5);
-    let expected = work::mix(5);
-    let ok = value == Some(expected);
-    report!(
-        "scoped-calls",
-        "end",
-        "value={:#x} expected={:#x} ok={}",
-        value.unwrap_or(0),
-        expected,
         u8::from(ok)
     );
     ok
@@ -200,11 +180,11 @@ fn run_scenarios(driver: *mut c_void) -> bool {
     use scenarios as s;
     let mut ok = s::spawn_join();
     ok &= s::parallel();
-    ok &= count_calls(s::spawn_join_once);
+    ok &= count_calls("calls", s::spawn_join_once);
     // Not in the benchmark build, which must match the raw variant's scenarios.
     #[cfg(not(bench_cycles))]
     {
-        ok &= count_scoped_calls(s::scoped_spawn_join_once);
+        ok &= count_calls("scoped-calls", s::scoped_spawn_join_once);
     }
     #[cfg(bench_cycles)]
     {
@@ -230,7 +210,7 @@ fn run_scenarios(_driver: *mut c_void) -> bool {
     use baseline as b;
     let mut ok = b::spawn_join();
     ok &= b::parallel();
-    ok &= count_calls(b::spawn_join_once);
+    ok &= count_calls("calls", b::spawn_join_once);
     #[cfg(bench_cycles)]
     {
         ok &= bench::run("raw", b::spawn_join_once);

@@ -8,8 +8,8 @@ use core::ptr::NonNull;
 use core::time::Duration;
 
 use system_thread::{
-    Builder, IoObject, JoinHandle, SpawnError, StoppableJoinHandle, SystemThread, current_id,
-    current_irql, scope, sleep,
+    Builder, IoObject, JoinError, JoinHandle, SpawnError, StoppableJoinHandle, SystemThread,
+    current_id, current_irql, scope, sleep,
 };
 
 use crate::slot::Slot;
@@ -36,6 +36,28 @@ fn kind(e: &SpawnError) -> &'static str {
 
 fn status_of(e: &SpawnError) -> u32 {
     e.status().code()
+}
+
+/// Reports a join of a thread that returns a checksum: `<scenario> joined value= expected=
+/// ok=`, or `<scenario> join-error status= ok=0 text=`. Returns whether the value is right.
+fn report_join<H>(scenario: &str, joined: Result<u64, JoinError<H>>, expected: u64) -> bool {
+    match joined {
+        Ok(value) => {
+            let ok = value == expected;
+            log!(
+                "system-thread-demo: {scenario} joined value={value:#x} expected={expected:#x} ok={}",
+                flag(ok)
+            );
+            ok
+        }
+        Err(e) => {
+            log!(
+                "system-thread-demo: {scenario} join-error status={:#x} ok=0 text={e}",
+                e.status().code()
+            );
+            false
+        }
+    }
 }
 
 /// One spawn+join cycle of `work::mix(i)` (call counting and benchmark).
@@ -163,15 +185,7 @@ pub fn timeout() -> bool {
         Ok(value) => {
             // Only where waits do not wait (speakeasy): the harness decides.
             report!("timeout", "first-join", "status=0x0 value={:#x}", value);
-            report!(
-                "timeout",
-                "joined",
-                "value={:#x} expected={:#x} ok={}",
-                value,
-                expected,
-                flag(value == expected)
-            );
-            return value == expected;
+            return report_join::<()>("timeout", Ok(value), expected);
         }
         Err(e) => {
             report!(
@@ -185,24 +199,7 @@ pub fn timeout() -> bool {
             e.into_handle()
         }
     };
-    match handle.join() {
-        Ok(value) => {
-            let ok = value == expected;
-            report!(
-                "timeout",
-                "joined",
-                "value={:#x} expected={:#x} ok={}",
-                value,
-                expected,
-                flag(ok)
-            );
-            ok
-        }
-        Err(e) => {
-            report!("timeout", "join-error", "status={:#x} ok=0 text={}", e.status().code(), e);
-            false
-        }
-    }
+    report_join("timeout", handle.join(), expected)
 }
 
 const SCOPE_LEN: usize = 256;
@@ -353,25 +350,7 @@ pub fn builder() -> bool {
             return true;
         }
     };
-    match handle.join() {
-        Ok(value) => {
-            let expected = work::checksum(10, 0..5_000);
-            let ok = value == expected;
-            report!(
-                "builder",
-                "joined",
-                "value={:#x} expected={:#x} ok={}",
-                value,
-                expected,
-                flag(ok)
-            );
-            ok
-        }
-        Err(e) => {
-            report!("builder", "join-error", "status={:#x} ok=0 text={}", e.status().code(), e);
-            false
-        }
-    }
+    report_join("builder", handle.join(), work::checksum(10, 0..5_000))
 }
 
 /// h. a thread created on the driver object (`IoCreateSystemThread`, looked up at run time).
@@ -384,31 +363,7 @@ pub fn io_object(driver: *mut c_void) -> bool {
     // unloaded; the thread is joined below, long before that.
     let io = unsafe { IoObject::from_raw(object) };
     match Builder::new().io_object(io).spawn(|| work::checksum(11, 0..100)) {
-        Ok(handle) => match handle.join() {
-            Ok(value) => {
-                let expected = work::checksum(11, 0..100);
-                let ok = value == expected;
-                report!(
-                    "io_object",
-                    "joined",
-                    "value={:#x} expected={:#x} ok={}",
-                    value,
-                    expected,
-                    flag(ok)
-                );
-                ok
-            }
-            Err(e) => {
-                report!(
-                    "io_object",
-                    "join-error",
-                    "status={:#x} ok=0 text={}",
-                    e.status().code(),
-                    e
-                );
-                false
-            }
-        },
+        Ok(handle) => report_join("io_object", handle.join(), work::checksum(11, 0..100)),
         Err(SpawnError::NotSupported(routine)) => {
             report!("io_object", "not-supported", "routine={}", routine);
             true
