@@ -76,24 +76,11 @@ fn spawn(job: Job) -> Option<Running> {
         unsafe { raw::ExFreePoolWithTag(ctx.as_ptr().cast(), TAG) };
         return None;
     }
-    let mut thread = ptr::null_mut();
-    // SAFETY: `handle` is the kernel handle just returned; `thread` is a local out-pointer.
-    let status = unsafe {
-        raw::ObReferenceObjectByHandle(
-            handle,
-            raw::SYNCHRONIZE,
-            ptr::null_mut(),
-            raw::KERNEL_MODE,
-            &mut thread,
-            ptr::null_mut(),
-        )
-    };
-    // SAFETY: our own handle, closed once; the referenced object (if any) stays valid.
-    unsafe { raw::ZwClose(handle) };
-    if status < 0 {
+    // SAFETY: `handle` was just returned by `create` and is not used again.
+    let Ok(thread) = (unsafe { raw::reference_and_close(handle) }) else {
         // Unjoinable: the context is leaked on purpose (the thread may still use it).
         return None;
-    }
+    };
     Some(Running { thread, id, ctx })
 }
 

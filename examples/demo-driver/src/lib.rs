@@ -253,10 +253,7 @@ mod selftest {
     use core::ffi::c_void;
     use core::ptr;
 
-    use raw::{
-        KeWaitForSingleObject, ObReferenceObjectByHandle, ObfDereferenceObject,
-        PsTerminateSystemThread,
-    };
+    use raw::{KeWaitForSingleObject, ObfDereferenceObject, PsTerminateSystemThread};
 
     /// A 12 KiB frame: exercises `__chkstk` (rt.rs) on a fresh thread stack.
     #[inline(never)]
@@ -291,27 +288,17 @@ mod selftest {
             report!("selftest", "create-failed", "name={} status={:#x}", name, status);
             return;
         }
-        let mut thread = ptr::null_mut();
-        // SAFETY: `handle` is a valid kernel thread handle; `thread` receives the object.
-        let status = unsafe {
-            ObReferenceObjectByHandle(
-                handle,
-                raw::SYNCHRONIZE,
-                ptr::null_mut(),
-                raw::KERNEL_MODE,
-                &mut thread,
-                ptr::null_mut(),
-            )
-        };
-        // SAFETY: closing our own handle; the referenced object (if any) stays valid.
-        unsafe { raw::ZwClose(handle) };
-        if status < 0 {
-            // Cannot join: keep `value` alive forever rather than let the thread scribble.
-            report!("selftest", "reference-failed", "name={} status={:#x}", name, status);
-            loop {
-                core::hint::spin_loop();
+        // SAFETY: `handle` was just returned by `create` and is not used again.
+        let thread = match unsafe { raw::reference_and_close(handle) } {
+            Ok(thread) => thread,
+            Err(status) => {
+                // Cannot join: keep `value` alive forever rather than let the thread scribble.
+                report!("selftest", "reference-failed", "name={} status={:#x}", name, status);
+                loop {
+                    core::hint::spin_loop();
+                }
             }
-        }
+        };
         // SAFETY: `thread` is a referenced thread object; no timeout (null).
         let wait = unsafe { KeWaitForSingleObject(thread, 0, raw::KERNEL_MODE, 0, ptr::null()) };
         // SAFETY: drops the reference taken above, once.

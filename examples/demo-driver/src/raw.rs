@@ -99,3 +99,27 @@ pub unsafe fn create(start: StartRoutine, context: *mut c_void) -> (i32, *mut c_
     };
     (status, handle, client.unique_thread as usize)
 }
+
+/// Takes a reference on the thread object behind `handle` and closes the handle: the join
+/// side of a hand-written spawn. `Err(status)` when the reference fails (the handle is closed
+/// either way).
+///
+/// # Safety
+/// `handle` is an open kernel thread handle that the caller owns and does not use again.
+pub unsafe fn reference_and_close(handle: *mut c_void) -> Result<*mut c_void, i32> {
+    let mut thread = ptr::null_mut();
+    // SAFETY: `handle` is a valid kernel thread handle (contract); `thread` is a local.
+    let status = unsafe {
+        ObReferenceObjectByHandle(
+            handle,
+            SYNCHRONIZE,
+            ptr::null_mut(),
+            KERNEL_MODE,
+            &mut thread,
+            ptr::null_mut(),
+        )
+    };
+    // SAFETY: the caller's handle, closed once; the referenced object (if any) stays valid.
+    unsafe { ZwClose(handle) };
+    if status < 0 { Err(status) } else { Ok(thread) }
+}
