@@ -339,6 +339,26 @@ impl State {
         }
     }
 
+    /// Joins the OS threads that have exited; all of them once every start routine has
+    /// returned (their OS threads are then only exiting).
+    fn reap_os_threads(&self) {
+        let exited: Vec<StdJoinHandle<()>> = {
+            let mut inner = lock(&self.inner);
+            if inner.running == 0 {
+                inner.os_threads.drain(..).collect()
+            } else {
+                let (done, running) =
+                    inner.os_threads.drain(..).partition(StdJoinHandle::is_finished);
+                inner.os_threads = running;
+                done
+            }
+        };
+        for handle in exited {
+            // A panic inside a model thread has already aborted the process.
+            let _ = handle.join();
+        }
+    }
+
     /// Starts `start(context)` on a new OS thread and returns its thread object, holding one
     /// reference for the caller's handle and one for the running thread.
     pub(super) fn create_thread(
@@ -398,18 +418,8 @@ impl State {
         });
         if let Ok(join) = spawned {
             // Reap OS threads that have exited, so that a long run keeps no zombie stacks.
-            let exited: Vec<StdJoinHandle<()>> = {
-                let mut inner = lock(&self.inner);
-                let (done, running) =
-                    inner.os_threads.drain(..).partition(StdJoinHandle::is_finished);
-                inner.os_threads = running;
-                inner.os_threads.push(join);
-                done
-            };
-            for handle in exited {
-                // A panic inside a model thread has already aborted the process.
-                let _ = handle.join();
-            }
+            self.reap_os_threads();
+            lock(&self.inner).os_threads.push(join);
             return Ok((object.cast_const(), id));
         }
         let mut inner = lock(&self.inner);
@@ -540,23 +550,9 @@ impl Kernel {
 
     /// Waits for the OS threads behind finished system threads to exit, then returns what is
     /// outstanding.
+    #[must_use = "it returns what is still outstanding"]
     pub fn quiesce(&self) -> Outstanding {
-        let exited: Vec<StdJoinHandle<()>> = {
-            let mut inner = lock(&self.state.inner);
-            if inner.running == 0 {
-                // Every start routine has returned: their OS threads are only exiting.
-                inner.os_threads.drain(..).collect()
-            } else {
-                let (done, running) =
-                    inner.os_threads.drain(..).partition(StdJoinHandle::is_finished);
-                inner.os_threads = running;
-                done
-            }
-        };
-        for handle in exited {
-            // A panic inside a model thread has already aborted the process.
-            let _ = handle.join();
-        }
+        self.state.reap_os_threads();
         self.outstanding()
     }
 
