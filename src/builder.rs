@@ -1,23 +1,24 @@
-//! Thread configuration: name, priority, group affinity, and creation on an I/O object.
+//! Thread configuration (name, priority, group affinity, creation on an I/O object), and the
+//! one spawn path every public spawn goes through.
 
-use core::cell::UnsafeCell;
 use core::ffi::c_void;
-use core::mem::MaybeUninit;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::SpawnError;
 use crate::join::JoinHandle;
-use crate::packet::{self, Extra, Options};
-use crate::scope::{Scope, ScopedJoinHandle};
+use crate::kernel::irql::Passive;
+use crate::kernel::routine::{Affinity, IoCreateSystemThread};
+use crate::packet::{self, Extra, Gated, JoinInner, Options, ScopeList};
 use crate::stop::{StopState, StopToken, StoppableJoinHandle};
-use crate::{routine, sys};
 
 /// Longest thread name, in UTF-16 code units.
 pub const MAX_NAME_LEN: usize = 64;
 
-/// A driver object or device object of the calling driver, for
-/// [`Builder::io_object`].
+/// A driver object or device object of the calling driver, for [`Builder::io_object`].
+///
+/// # Invariants
+/// `0` points to the `DRIVER_OBJECT` of the calling driver or to one of its `DEVICE_OBJECT`s,
+/// alive while threads are created with it.
 #[derive(Clone, Copy, Debug)]
 pub struct IoObject(NonNull<c_void>);
 
@@ -31,6 +32,7 @@ impl IoObject {
     /// bugcheck (0x148).
     #[must_use]
     pub const unsafe fn from_raw(object: NonNull<c_void>) -> Self {
+        // INVARIANT: the caller's contract.
         Self(object)
     }
 }
@@ -60,6 +62,29 @@ pub struct Builder<'a> {
     priority: Option<i32>,
     affinity: Option<GroupAffinity>,
     io_object: Option<IoObject>,
+}
+
+/// Who waits for a thread before the data its closure borrows (for `'a`) goes away.
+///
+/// # Invariants
+/// With a scope list, the list is borrowed for `'a` and its owner ([`crate::scope`]) waits for
+/// every thread it holds before anything borrowed for `'a` can go away. Without one, `'a` is `'static`: the closure
+/// borrows nothing that can go away.
+#[derive(Clone, Copy)]
+pub(crate) struct Owner<'a>(Option<&'a ScopeList>);
+
+impl Owner<'static> {
+    /// The thread's handle owns it; closures borrow nothing shorter than `'static`.
+    pub(crate) const HANDLE: Self = Self(None);
+}
+
+impl<'a> Owner<'a> {
+    /// The scope whose list is `list` owns the thread.
+    pub(crate) fn scope(list: &'a ScopeList) -> Self {
+        // INVARIANT: only `scope` makes a `ScopeList`, and it joins the list's threads before
+        // it returns or unwinds, while everything its threads borrow is still alive.
+        Self(Some(list))
+    }
 }
 
 impl<'a> Builder<'a> {
@@ -108,14 +133,14 @@ impl<'a> Builder<'a> {
     /// As `SystemThread::spawn`, plus [`SpawnError::InvalidArgument`] for an out-of-range
     /// setting, [`SpawnError::NotSupported`] when the kernel lacks `IoCreateSystemThread` or
     /// the group affinity routines, and [`SpawnError::Name`].
+    #[inline]
     pub fn spawn<F, T>(self, f: F) -> Result<JoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        // SAFETY: `F` and `T` are 'static and the handle joins before the packet is freed.
-        let spawned = unsafe { self.spawn_raw::<(), _, T>(move |()| f()) }?;
-        Ok(JoinHandle::new(spawned.raw, spawned.value, self.io_object.is_some()))
+        let inner = self.spawn_in::<(), _, T>(Owner::HANDLE, move |()| f())?;
+        Ok(JoinHandle::new(inner.0, self.io_object.is_some()))
     }
 
     /// Spawns the configured thread with a stop token; see
@@ -126,65 +151,37 @@ impl<'a> Builder<'a> {
     ///
     /// # Errors
     /// As [`Builder::spawn`].
+    #[inline]
     pub fn spawn_stoppable<F, T>(self, f: F) -> Result<StoppableJoinHandle<T>, SpawnError>
     where
         F: FnOnce(&StopToken) -> T + Send + 'static,
         T: Send + 'static,
     {
-        // SAFETY: `F` and `T` are 'static and the handle joins before the packet is freed.
-        let spawned =
-            unsafe { self.spawn_raw::<StopState, _, T>(move |s: &StopState| f(s.token())) }?;
-        // SAFETY: the stop state is a field of the gate, inside the live packet.
-        let state =
-            unsafe { spawned.extra.byte_add(core::mem::offset_of!(Gated<StopState>, inner)) }
-                .cast();
-        let handle = JoinHandle::new(spawned.raw, spawned.value, self.io_object.is_some());
-        Ok(StoppableJoinHandle::new(handle, state))
+        let (inner, state) =
+            self.spawn_in::<StopState, _, T>(Owner::HANDLE, move |s| f(StopToken::from_state(s)))?;
+        Ok(StoppableJoinHandle::new(JoinHandle::new(inner, self.io_object.is_some()), state))
     }
 
-    /// Spawns the configured thread in `scope`; see [`Scope::spawn`].
-    ///
-    /// ```
-    /// let mut counts = [0u32; 4];
-    /// system_thread::scope(|s| {
-    ///     let handle = system_thread::Builder::new()
-    ///         .name("counter")
-    ///         .spawn_scoped(s, || counts.iter_mut().for_each(|c| *c += 1))?;
-    ///     handle.join().ok();
-    ///     Ok::<(), system_thread::SpawnError>(())
-    /// })?;
-    /// assert_eq!(counts, [1; 4]);
-    /// # Ok::<(), system_thread::SpawnError>(())
-    /// ```
-    ///
-    /// # IRQL
-    /// `PASSIVE_LEVEL`.
-    ///
-    /// # Errors
-    /// As [`Builder::spawn`].
-    pub fn spawn_scoped<'scope, 'env, F, T>(
-        self,
-        scope: &'scope Scope<'scope, 'env>,
+    /// The one spawn path of every public spawn: checks the IRQL before anything else,
+    /// validates the settings, resolves the routines they need, and creates the thread, behind
+    /// a start gate only when a setting needs one.
+    #[inline]
+    pub(crate) fn spawn_in<'o, E, F, T>(
+        &self,
+        owner: Owner<'o>,
         f: F,
-    ) -> Result<ScopedJoinHandle<'scope, T>, SpawnError>
-    where
-        F: FnOnce() -> T + Send + 'scope,
-        T: Send + 'scope,
-    {
-        // SAFETY: the scope adopts the thread and joins it before 'scope ends (also when its
-        // closure unwinds), so the borrows of `F` and `T` outlive the thread.
-        let spawned = unsafe { self.spawn_raw::<(), _, T>(move |()| f()) }?;
-        Ok(scope.adopt(spawned.raw, spawned.value))
-    }
-
-    /// # Safety
-    /// As `packet::spawn_unchecked`.
-    unsafe fn spawn_raw<E, F, T>(self, f: F) -> Result<packet::Spawned<Gated<E>, T>, SpawnError>
+    ) -> Result<(JoinInner<T>, NonNull<E::Lent>), SpawnError>
     where
         E: Extra,
-        F: FnOnce(&E) -> T + Send,
-        T: Send,
+        F: FnOnce(&E::Lent) -> T + Send + 'o,
+        T: Send + 'o,
     {
+        let passive = Passive::check().map_err(SpawnError::Irql)?;
+        if self.name.is_none() && self.priority.is_none() && self.affinity.is_none() {
+            let io = self.io(passive)?;
+            let options = Options { io, ..Options::default() };
+            return spawn_with::<E, F, T>(passive, &options, owner, f);
+        }
         if let Some(priority) = self.priority
             && !(1..=31).contains(&priority)
         {
@@ -205,132 +202,48 @@ impl<'a> Builder<'a> {
             Some(GroupAffinity { mask: 0, .. }) => {
                 return Err(SpawnError::InvalidArgument("empty affinity mask"));
             }
-            Some(a) => Some(AffinityScope {
-                set: routine::set_group_affinity()?,
-                revert: routine::revert_group_affinity()?,
-                affinity: a,
-            }),
+            Some(GroupAffinity { group, mask }) => {
+                Affinity::new(passive, group, mask).map_err(SpawnError::NotSupported)?
+            }
         };
         let options = Options {
-            io_object: self.io_object.map(|o| o.0),
+            io: self.io(passive)?,
             priority: self.priority,
-            name: self.name.map(|_| &name[..name_len]),
+            name: self.name.map(|_| name.get(..name_len).unwrap_or(&[])),
+            affinity,
         };
-        let run = move |gated: &Gated<E>| {
-            let _revert = affinity.map(AffinityScope::enter);
-            f(&gated.inner)
+        spawn_with::<Gated<E>, F, T>(passive, &options, owner, f)
+    }
+
+    /// `IoCreateSystemThread` and the object, when an I/O object was set.
+    fn io(
+        &self,
+        passive: Passive,
+    ) -> Result<Option<(IoCreateSystemThread, NonNull<c_void>)>, SpawnError> {
+        let Some(IoObject(object)) = self.io_object else {
+            return Ok(None);
         };
-        // SAFETY: forwarded under the caller's contract.
-        unsafe { packet::spawn_unchecked::<Gated<E>, _, T>(&options, run) }
+        let create = IoCreateSystemThread::get(passive)
+            .ok_or(SpawnError::NotSupported(IoCreateSystemThread::NAME))?;
+        Ok(Some((create, object)))
     }
 }
 
-/// The group affinity routines and the affinity to apply on the new thread.
-#[derive(Clone, Copy)]
-struct AffinityScope {
-    set: sys::KeSetSystemGroupAffinityThreadFn,
-    revert: sys::KeRevertToUserGroupAffinityThreadFn,
-    affinity: GroupAffinity,
-}
-
-/// Restores the thread's previous affinity when dropped.
-struct RevertAffinity {
-    revert: sys::KeRevertToUserGroupAffinityThreadFn,
-    previous: sys::GROUP_AFFINITY,
-}
-
-impl AffinityScope {
-    fn enter(self) -> RevertAffinity {
-        let mut affinity = sys::GROUP_AFFINITY {
-            Mask: self.affinity.mask,
-            Group: self.affinity.group,
-            Reserved: [0; 3],
-        };
-        let mut previous = sys::GROUP_AFFINITY { Mask: 0, Group: 0, Reserved: [0; 3] };
-        // SAFETY: resolved by name with this signature; both structures are live locals; the
-        // mask is non-empty (checked by the builder); the thread runs at PASSIVE_LEVEL.
-        unsafe { (self.set)(&raw mut affinity, &raw mut previous) };
-        RevertAffinity { revert: self.revert, previous }
-    }
-}
-
-impl Drop for RevertAffinity {
-    fn drop(&mut self) {
-        // SAFETY: `previous` is what KeSetSystemGroupAffinityThread returned on this thread.
-        unsafe { (self.revert)(&raw mut self.previous) };
-    }
-}
-
-/// A start gate in front of `E`: when the thread must be named or prioritized before its
-/// closure runs, the thread waits on the gate until spawn has done so (or cancelled it).
-pub(crate) struct Gated<E> {
-    armed: bool,
-    cancelled: AtomicBool,
-    gate: UnsafeCell<MaybeUninit<sys::KEVENT>>,
-    pub(crate) inner: E,
-}
-
-// SAFETY: the gate is only used through kernel routines; the rest is atomic or `Sync`.
-unsafe impl<E: Sync> Sync for Gated<E> {}
-
-impl<E> Gated<E> {
-    fn gate(&self) -> *mut sys::KEVENT {
-        self.gate.get().cast()
-    }
-
-    fn open(&self) {
-        if self.armed {
-            // SAFETY: armed gates were initialized by `init`; setting an event is allowed here.
-            let _previous = unsafe { sys::KeSetEvent(self.gate(), 0, 0) };
-        }
-    }
-}
-
-impl<E: Extra> Extra for Gated<E> {
-    unsafe fn init(this: *mut Self, options: &Options<'_>) {
-        let armed = options.name.is_some() || options.priority.is_some();
-        let armed_field: *mut bool = field_ptr!(this, Self, armed);
-        let cancelled: *mut AtomicBool = field_ptr!(this, Self, cancelled);
-        // SAFETY: `this` is valid for writes (caller's contract).
-        unsafe { armed_field.write(armed) };
-        // SAFETY: as above.
-        unsafe { cancelled.write(AtomicBool::new(false)) };
-        if armed {
-            let gate: *mut sys::KEVENT = field_ptr!(this, Self, gate);
-            // SAFETY: the event is at its final address.
-            unsafe { sys::KeInitializeEvent(gate.cast(), sys::NOTIFICATION_EVENT, 0) };
-        }
-        // SAFETY: forwarded under the caller's contract.
-        unsafe { E::init(field_ptr!(this, Self, inner), options) };
-    }
-
-    fn admit(&self) -> bool {
-        if self.armed {
-            // A non-alertable kernel wait without timeout only returns once the gate is open;
-            // retrying any other status keeps the closure behind the gate regardless.
-            // SAFETY: the gate is initialized; a NULL timeout waits until spawn opens it.
-            while unsafe {
-                sys::KeWaitForSingleObject(
-                    self.gate().cast(),
-                    sys::EXECUTIVE,
-                    sys::KERNEL_MODE,
-                    0,
-                    core::ptr::null_mut(),
-                )
-            } != sys::STATUS_SUCCESS
-            {}
-        }
-        !self.cancelled.load(Ordering::Acquire) && self.inner.admit()
-    }
-
-    fn start(&self) {
-        self.inner.start();
-        self.open();
-    }
-
-    fn abandon(&self) {
-        self.cancelled.store(true, Ordering::Release);
-        self.inner.abandon();
-        self.open();
-    }
+/// The one call of `packet::spawn`.
+#[inline]
+fn spawn_with<'o, P, F, T>(
+    passive: Passive,
+    options: &Options<'_>,
+    owner: Owner<'o>,
+    f: F,
+) -> Result<(JoinInner<T>, NonNull<P::Lent>), SpawnError>
+where
+    P: Extra,
+    F: FnOnce(&P::Lent) -> T + Send + 'o,
+    T: Send + 'o,
+{
+    // SAFETY: `F` and `T` live for `'o`; by `Owner`'s invariant, either `'o` is `'static` or the
+    // scope list waits for the thread before `'o` ends. An I/O object in `options` is a driver
+    // or device object (`IoObject`'s invariant).
+    unsafe { packet::spawn::<P, F, T>(passive, options, owner.0, f) }
 }

@@ -1,14 +1,13 @@
-//! Interrupt request levels.
+//! Interrupt request levels: the type, and the error of a routine called too high. Reading the
+//! current IRQL is a kernel call: it lives in the kernel-object layer (`kernel::irql`).
 
 use core::fmt;
-
-use crate::sys;
 
 /// An interrupt request level (IRQL) of the current processor.
 ///
 /// Thread routines of this crate document the highest IRQL they accept in an `# IRQL` section
-/// and check it at run time: a call at a higher IRQL returns an [`IrqlError`](crate::IrqlError)
-/// instead of waiting where the kernel would bugcheck.
+/// and check it at run time, before their first kernel call: a call at a higher IRQL returns an
+/// [`IrqlError`] instead of waiting where the kernel would bugcheck.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Irql(pub u8);
 
@@ -19,23 +18,6 @@ impl Irql {
     pub const APC: Self = Self(1);
     /// `DISPATCH_LEVEL` (2): no waiting; only non-blocking calls.
     pub const DISPATCH: Self = Self(2);
-
-    /// The IRQL of the processor the caller runs on.
-    ///
-    /// # IRQL
-    /// Any.
-    #[must_use]
-    #[inline]
-    pub fn current() -> Self {
-        Self(sys::current_irql())
-    }
-}
-
-/// The IRQL of the processor the caller runs on (same as [`Irql::current`]).
-#[must_use]
-#[inline]
-pub fn current_irql() -> Irql {
-    Irql::current()
 }
 
 impl fmt::Display for Irql {
@@ -49,8 +31,19 @@ impl fmt::Display for Irql {
     }
 }
 
-/// Returns an error unless the current IRQL is at most `max`.
-pub(crate) fn require(max: Irql) -> Result<(), crate::IrqlError> {
-    let current = Irql::current();
-    if current > max { Err(crate::IrqlError { current, max }) } else { Ok(()) }
+/// A routine was called at an IRQL above the highest it accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqlError {
+    /// The IRQL of the caller.
+    pub current: Irql,
+    /// The highest IRQL the routine accepts.
+    pub max: Irql,
 }
+
+impl fmt::Display for IrqlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "called at {}, but requires {} or lower", self.current, self.max)
+    }
+}
+
+impl core::error::Error for IrqlError {}

@@ -39,26 +39,31 @@
 //! once the thread has left driver code; dropping a [`JoinHandle`] joins; [`scope`] joins all
 //! its threads. The only way to let a thread run unjoined is [`JoinHandle::detach`], allowed
 //! only for threads created with an I/O object ([`Builder::io_object`]), for which the kernel
-//! itself keeps the driver loaded. Leaking a handle with `mem::forget` is the one remaining
-//! way out, as with any resource.
+//! itself keeps the driver loaded. Leaking a handle (`mem::forget`, or a handle kept in a static
+//! that `DriverUnload` never drops) is the one remaining way out, as with any resource:
+//! [`live_threads`] counts such threads, for `DriverUnload` to check.
 //!
 //! # Panics
 //! Kernel drivers build with `panic = "abort"`: a panic ends in the driver's panic handler,
 //! which bugchecks (wdk-panic uses code `0x52504E43`, "RPNC"). There is no unwinding, so a
 //! join never returns a panic payload. The crate itself panics only in the documented
-//! assertions: a thread entering or leaving its closure above `PASSIVE_LEVEL`, and a
-//! [`JoinHandle`] dropped where joining is impossible (on its own thread, above `APC_LEVEL`).
+//! assertions, and those panics cannot unwind even where panics otherwise do (host tests): a
+//! thread entering or leaving its closure above `PASSIVE_LEVEL`, a [`JoinHandle`] dropped where
+//! joining is impossible (on its own thread, above `APC_LEVEL`), and a [`scope`] ending above
+//! `APC_LEVEL`.
 //!
-//! # Kernel calls
-//! All kernel calls go through one seam with three providers: `wdk-sys` (default feature
-//! `wdk`), the crate's own raw-dylib imports of `ntoskrnl.exe` (Windows targets without `wdk`),
-//! and a std-based model of the kernel on other targets, public as `host` with the
-//! `host-model` feature for testing driver code with `cargo test`.
+//! # Layers
+//! The public modules (`builder`, `join`, `scope`, `stop`, `thread`, `unload`) are written
+//! against two unsafe cores: the thread lifecycle (`packet`) and the kernel-object layer
+//! (`kernel`), the only code that calls the kernel. All kernel calls go through one seam, `sys`,
+//! with three providers: `wdk-sys` (default feature `wdk`), the crate's own raw-dylib imports of
+//! `ntoskrnl.exe` (Windows targets without `wdk`), and a std-based model of the kernel, public
+//! as `host` with the `host-model` feature for testing driver code with `cargo test`.
 #![no_std]
 
-/// A pointer to field `$field` of the `$ty` at `$ptr`, computed without dereferencing `$ptr`
-/// (so without `unsafe`); writing through it still needs a valid `$ptr`.
-macro_rules! field_ptr {
+/// A raw pointer to field `$field` of the `$ty` at `$ptr`, computed without dereferencing
+/// `$ptr` (so without `unsafe`); writing through it still needs a valid `$ptr`.
+macro_rules! field {
     ($ptr:expr, $ty:ty, $field:ident) => {
         $ptr.wrapping_byte_add(::core::mem::offset_of!($ty, $field)).cast()
     };
@@ -66,29 +71,36 @@ macro_rules! field_ptr {
 
 mod builder;
 mod error;
+mod id;
 mod irql;
 mod join;
+mod kernel;
 mod packet;
-mod pool;
-mod routine;
 mod scope;
+mod status;
 mod stop;
+mod sync;
 mod sys;
 mod thread;
+mod unload;
 
 pub use builder::{Builder, GroupAffinity, IoObject, MAX_NAME_LEN};
-pub use error::{IrqlError, JoinError, JoinErrorKind, NtStatus, SpawnError};
-pub use irql::{Irql, current_irql};
+pub use error::{JoinError, JoinErrorKind, SpawnError};
+pub use id::ThreadId;
+pub use irql::{Irql, IrqlError};
 pub use join::JoinHandle;
+pub use kernel::irql::current_irql;
+pub use kernel::pool::POOL_TAG;
 pub use packet::MAX_CLOSURE_SIZE;
-pub use pool::POOL_TAG;
 pub use scope::{Scope, ScopedJoinHandle, scope};
+pub use status::NtStatus;
 pub use stop::{StopToken, StoppableJoinHandle};
+#[allow(unused_imports)] // empty unless the host model is public
+pub use sys::public::*;
+pub use thread::{SystemThread, current_id, sleep, yield_now};
+pub use unload::live_threads;
+
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
-
-#[allow(unused_imports)] // empty unless the host model is public
-pub use sys::public::*;
-pub use thread::{SystemThread, ThreadId, current_id, sleep, yield_now};

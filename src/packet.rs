@@ -1,30 +1,43 @@
-//! The one unsafe core: the thread context ("packet"), the start routine ("trampoline") and the
-//! raw operations on a spawned thread. `SystemThread::spawn`, `Builder`, `scope` and the
-//! stoppable threads are safe wrappers around [`spawn_unchecked`] and [`RawThread`].
+//! The thread lifecycle: the packet a thread shares with its owners, the start routine, the
+//! start gate, an owner's share ([`JoinInner`]) and a scope's list of threads. With the
+//! kernel-object layer, this is the crate's only unsafe core.
 //!
-//! # Invariants
-//! - One pool allocation per thread holds a [`Packet`]: a [`Header`], the in-place state `E`
-//!   (stop flag, start gate) and a slot that first holds the closure `F`, then its value `T`.
-//! - `Header::refs` counts the two owners of the packet: the thread (until its trampoline gives
-//!   up its share as its very last access) and the spawner's side (join handle or scope). The
-//!   owner that drops the count to zero drops what the slot holds and frees the packet.
-//! - The spawner's side holds one reference on the thread object and waits on it before it
-//!   reads the slot: the object is signalled only after the thread has left driver code.
+//! # Protocol
+//! - One pool block per thread holds a [`Packet`]: a [`Header`], the per-thread state `E` (stop
+//!   request, start gate) and a slot that first holds the closure `F`, then its value `T`.
+//! - The packet has up to three owners: the thread (until the last instruction of its start
+//!   routine that touches the packet), the handle ([`JoinInner`]), and the scope's list for
+//!   scoped threads. `Header::refs` counts them; the owner that drops it to zero drops what the
+//!   slot and `E` hold, dereferences the thread object and frees the block. No owner frees a
+//!   packet another owner can still reach.
+//! - Nobody reads or drops the value before a wait on the thread object succeeded (the object is
+//!   signalled only once the thread has left driver code), or before the thread gave up its
+//!   share (the value is complete then).
+//! - An owner that may let borrowed data go (a `JoinHandle` dropped, a scope ending) first
+//!   waits for the thread object, and cannot return or unwind before it is signalled: where
+//!   waiting is impossible it stops the machine ([`fatal`]).
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
-use core::mem::{ManuallyDrop, offset_of};
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicU8, Ordering};
 use core::time::Duration;
 
-use crate::error::{JoinErrorKind, NtStatus, SpawnError};
-use crate::irql::{self, Irql};
-use crate::sys;
-use crate::thread::ThreadId;
-use crate::{pool, routine};
+use crate::error::{JoinErrorKind, SpawnError};
+use crate::id::ThreadId;
+use crate::irql::Irql;
+use crate::kernel::event::RawEvent;
+use crate::kernel::irql::{AtMostApc, AtMostDispatch, Passive};
+use crate::kernel::routine::{Affinity, AffinityGuard, IoCreateSystemThread};
+use crate::kernel::thread::{self, ThreadObject};
+use crate::kernel::wait::{Timeout, WaitError};
+use crate::kernel::{live, pool};
+use crate::status::NtStatus;
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering, fence};
 
-/// Largest closure (and closure value) a thread accepts, in bytes.
+/// Largest closure (and closure value) a thread accepts, in bytes, on every spawn path.
 ///
 /// `FnOnce` closures are called by value, so the start routine moves the closure out of its
 /// pool context onto the new thread's 24 KiB kernel stack before calling it; the same holds for
@@ -49,52 +62,193 @@ use crate::{pool, routine};
 /// ```
 pub const MAX_CLOSURE_SIZE: usize = 2048;
 
-/// The packet has not been started by its thread yet.
-const NEW: u8 = 0;
-/// The closure is running (the only state in which a join may be a self-join).
-const RUNNING: u8 = 1;
-/// The slot holds the closure's value.
-const DONE: u8 = 2;
-/// The thread dropped the closure without running it.
-const CANCELLED: u8 = 3;
-/// The value was moved out of the slot.
-const TAKEN: u8 = 4;
+/// How far the thread got with its closure.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum Stage {
+    /// The slot holds the closure; the thread has not started it.
+    New,
+    /// The closure is running (the only stage in which a join may be a self-join).
+    Running,
+    /// The slot holds the closure's value.
+    Done,
+    /// The thread dropped the closure without running it (the start gate cancelled it).
+    Cancelled,
+    /// A join moved the value out of the slot.
+    Taken,
+}
 
-/// In-place per-thread state that lives in the packet, never moves, and is shared by the
-/// spawner's side and the thread.
+impl Stage {
+    fn load(cell: &AtomicU8, order: Ordering) -> Self {
+        match cell.load(order) {
+            0 => Self::New,
+            1 => Self::Running,
+            2 => Self::Done,
+            3 => Self::Cancelled,
+            _ => Self::Taken,
+        }
+    }
+
+    fn store(self, cell: &AtomicU8, order: Ordering) {
+        cell.store(self as u8, order);
+    }
+}
+
+/// What spawning needs besides the closure.
+#[derive(Default)]
+pub(crate) struct Options<'a> {
+    /// Create with `IoCreateSystemThread` on this driver or device object.
+    pub io: Option<(IoCreateSystemThread, NonNull<c_void>)>,
+    /// Set by the spawner before the closure runs.
+    pub priority: Option<i32>,
+    /// Set by the spawner before the closure runs (UTF-16).
+    pub name: Option<&'a [u16]>,
+    /// Applied by the thread to itself around the closure.
+    pub affinity: Option<Affinity>,
+}
+
+/// Per-thread state that lives in the packet, never moves, and is shared by the thread and
+/// its owners.
 pub(crate) trait Extra: Sync + Sized {
+    /// What the closure is lent (the stop state, or nothing).
+    type Lent: Sync;
+    /// What the thread holds while its closure runs (an affinity to revert, or nothing).
+    type Guard;
+
     /// Initializes `this` in place for a spawn with `options`.
     ///
     /// # Safety
     /// `this` is valid for writes and stays at this address until the packet is freed.
     unsafe fn init(this: *mut Self, options: &Options<'_>);
 
-    /// Called on the new thread before the closure; `false` drops the closure unrun.
-    fn admit(&self) -> bool {
+    /// What the closure borrows.
+    fn lent(&self) -> &Self::Lent;
+
+    /// On the new thread, before the closure: `false` drops the closure unrun.
+    fn admit(&self, _: Passive) -> bool {
         true
     }
 
+    /// On the new thread, right before the closure; the guard is dropped right after it.
+    fn enter(&self, passive: Passive) -> Self::Guard;
+
     /// Spawning succeeded: let the thread proceed.
-    fn start(&self) {}
+    fn start(&self, _: Passive) {}
 
     /// Spawning failed after the thread was created: make it finish as soon as possible.
-    fn abandon(&self) {}
+    fn abandon(&self, _: Passive) {}
 }
 
 impl Extra for () {
+    type Lent = ();
+    type Guard = ();
+
     unsafe fn init(_: *mut Self, _: &Options<'_>) {}
+
+    fn lent(&self) -> &Self::Lent {
+        self
+    }
+
+    fn enter(&self, _: Passive) {}
+}
+
+/// A start gate in front of `E`, for threads that the spawner configures (name, priority)
+/// before their closure may run, or that run with an affinity.
+///
+/// # Invariants
+/// When `armed`, `gate` was initialized by [`RawEvent::init`]. The gate is opened exactly once,
+/// by `start` or `abandon`; `cancelled` is written before it opens.
+pub(crate) struct Gated<E> {
+    armed: bool,
+    cancelled: AtomicBool,
+    gate: RawEvent,
+    affinity: Option<Affinity>,
+    inner: E,
+}
+
+impl<E> Gated<E> {
+    fn open(&self, passive: Passive) {
+        if self.armed {
+            self.gate.set(passive.dispatch());
+        }
+    }
+}
+
+impl<E: Extra> Extra for Gated<E> {
+    type Lent = E::Lent;
+    type Guard = (Option<AffinityGuard>, E::Guard);
+
+    unsafe fn init(this: *mut Self, options: &Options<'_>) {
+        let armed = options.name.is_some() || options.priority.is_some();
+        let armed_field: *mut bool = field!(this, Self, armed);
+        let cancelled: *mut AtomicBool = field!(this, Self, cancelled);
+        let affinity: *mut Option<Affinity> = field!(this, Self, affinity);
+        // SAFETY: `this` is valid for writes (caller's contract); the fields are written one by
+        // one because `inner` and `gate` are initialized in place.
+        unsafe { armed_field.write(armed) };
+        // SAFETY: as above.
+        unsafe { cancelled.write(AtomicBool::new(false)) };
+        // SAFETY: as above.
+        unsafe { affinity.write(options.affinity) };
+        if armed {
+            let gate: *mut RawEvent = field!(this, Self, gate);
+            // INVARIANT: an armed gate is initialized, at its final address.
+            // SAFETY: the event field is valid for writes and never moves (caller's contract).
+            unsafe { RawEvent::init(gate) };
+        }
+        // SAFETY: forwarded under the caller's contract.
+        unsafe { E::init(field!(this, Self, inner), options) };
+    }
+
+    fn lent(&self) -> &Self::Lent {
+        self.inner.lent()
+    }
+
+    fn admit(&self, passive: Passive) -> bool {
+        if self.armed {
+            // A non-alertable kernel wait without timeout returns once the gate is open;
+            // retrying any other status keeps the closure behind the gate regardless.
+            while self.gate.wait(passive.apc(), Timeout::Never).is_err() {}
+        }
+        !self.cancelled.load(Ordering::Acquire) && self.inner.admit(passive)
+    }
+
+    fn enter(&self, passive: Passive) -> Self::Guard {
+        let affinity = self.affinity.as_ref().map(|a| a.enter(passive.dispatch()));
+        (affinity, self.inner.enter(passive))
+    }
+
+    fn start(&self, passive: Passive) {
+        self.inner.start(passive);
+        self.open(passive);
+    }
+
+    fn abandon(&self, passive: Passive) {
+        self.cancelled.store(true, Ordering::Release);
+        self.inner.abandon(passive);
+        self.open(passive);
+    }
 }
 
 /// Bookkeeping shared by every packet, whatever its closure type.
+///
+/// # Invariants
+/// - `refs` counts the owners (thread, handle, scope list) that may still touch the packet.
+/// - `thread` and `id` are written by the spawner before any owner other than the thread
+///   exists, and never change afterwards; the thread never reads them.
+/// - `thread` is `Some` from the moment a handle or scope owns the packet, until a handle
+///   detaches (only a `JoinHandle`, whose packet has no other owner but the thread, which never
+///   reads the field) and takes it out. While it is `Some`, the thread counts as live.
 pub(crate) struct Header {
-    state: AtomicU8,
-    refs: AtomicU8,
-    /// The referenced thread object (set by spawn before the handle exists).
-    thread: *mut c_void,
+    refs: AtomicUsize,
+    stage: AtomicU8,
+    /// A wait on the thread object succeeded: the thread has left driver code for good.
+    exited: AtomicBool,
+    thread: Option<ThreadObject>,
     id: ThreadId,
-    /// Link of the owning scope's list of threads (see `scope`).
-    pub(crate) next: *mut Header,
-    /// Drops what the slot and `E` hold and frees the packet (monomorphized per packet type).
+    /// The next packet in the owning scope's list.
+    next: AtomicPtr<Header>,
+    /// Drops what the packet holds and frees it (monomorphized per packet type).
     release: unsafe fn(NonNull<Header>),
 }
 
@@ -112,12 +266,11 @@ struct Packet<E, F, T> {
     slot: UnsafeCell<Slot<F, T>>,
 }
 
-/// Field pointers of a packet, computed without dereferencing it.
+/// Field pointers of a packet, computed without dereferencing it: the thread and the spawner
+/// touch disjoint fields while both run, so neither may form a reference to the whole packet.
 struct Fields<E, F, T> {
-    state: *mut AtomicU8,
-    refs: *mut AtomicU8,
-    thread: *mut *mut c_void,
-    id: *mut ThreadId,
+    header: *mut Header,
+    stage: *mut AtomicU8,
     extra: *mut E,
     closure: *mut F,
     value: *mut T,
@@ -125,50 +278,144 @@ struct Fields<E, F, T> {
 
 impl<E, F, T> Packet<E, F, T> {
     fn fields(p: *mut Self) -> Fields<E, F, T> {
-        let header = offset_of!(Self, header);
-        let slot = p.wrapping_byte_add(offset_of!(Self, slot));
+        let header: *mut Header = field!(p, Self, header);
+        // The slot is an `UnsafeCell` (transparent) around a union whose fields are at 0.
+        let slot: *mut u8 = field!(p, Self, slot);
         Fields {
-            state: p.wrapping_byte_add(header + offset_of!(Header, state)).cast(),
-            refs: p.wrapping_byte_add(header + offset_of!(Header, refs)).cast(),
-            thread: p.wrapping_byte_add(header + offset_of!(Header, thread)).cast(),
-            id: p.wrapping_byte_add(header + offset_of!(Header, id)).cast(),
-            extra: p.wrapping_byte_add(offset_of!(Self, extra)).cast(),
-            // The slot is an `UnsafeCell` (transparent) around a union whose fields are at 0.
+            header,
+            stage: field!(header, Header, stage),
+            extra: field!(p, Self, extra),
             closure: slot.cast(),
             value: slot.cast(),
         }
     }
 }
 
-/// What spawning needs besides the closure.
-#[derive(Default)]
-pub(crate) struct Options<'a> {
-    /// Create with `IoCreateSystemThread` on this driver or device object.
-    pub io_object: Option<NonNull<c_void>>,
-    pub priority: Option<i32>,
-    /// The thread's name, UTF-16.
-    pub name: Option<&'a [u16]>,
+/// Stops the machine with `message`: a panic that cannot unwind (`extern "C"`), so no caller
+/// frame is left while a thread may still use it. In a driver the panic handler bugchecks;
+/// in host tests the process aborts.
+#[cold]
+#[inline(never)]
+#[allow(clippy::panic, improper_ctypes_definitions)]
+pub(crate) extern "C" fn fatal(message: fmt::Arguments<'_>) -> ! {
+    panic!("{message}")
 }
 
-/// A spawned thread as the spawner's side sees it.
-pub(crate) struct Spawned<E, T> {
-    pub raw: RawThread,
-    pub value: NonNull<T>,
-    pub extra: NonNull<E>,
-}
-
-/// Creates a system thread that runs `f(&extra)`.
+/// Gives up one owner's share; the last owner releases the packet.
 ///
 /// # Safety
-/// `F` and `T` may borrow data that is not `'static`: the caller must ensure the thread is
-/// joined (its object signalled) before anything they borrow goes away.
-pub(crate) unsafe fn spawn_unchecked<E, F, T>(
-    options: &Options<'_>,
-    f: F,
-) -> Result<Spawned<E, T>, SpawnError>
+/// The caller owns one share of the packet at `header` and does not touch the packet again.
+unsafe fn release_share(header: NonNull<Header>) {
+    let refs: *mut AtomicUsize = field!(header.as_ptr(), Header, refs);
+    // SAFETY: the caller's share keeps the packet alive until this decrement; no reference to
+    // the counter outlives the call.
+    if unsafe { (*refs).fetch_sub(1, Ordering::Release) } == 1 {
+        // Everything the other owners did happens before the release below.
+        fence(Ordering::Acquire);
+        let field: *mut unsafe fn(NonNull<Header>) = field!(header.as_ptr(), Header, release);
+        // SAFETY: the packet is alive (nobody else can free it now); `release` was written at
+        // spawn and never changes.
+        let release = unsafe { *field };
+        // SAFETY: the last share is gone: nobody else can reach the packet.
+        unsafe { release(header) };
+    }
+}
+
+/// Drops what the packet holds and frees it.
+///
+/// # Safety
+/// `header` heads a `Packet<E, F, T>` that no thread and no owner will touch again.
+unsafe fn release<E: Extra, F, T>(header: NonNull<Header>) {
+    let p = header.cast::<Packet<E, F, T>>().as_ptr();
+    let fields = Packet::fields(p);
+    // SAFETY: the packet is ours alone (contract) and its header is initialized.
+    let stage = Stage::load(unsafe { &*fields.stage }, Ordering::Relaxed);
+    match stage {
+        // SAFETY: stage New: the slot holds the closure, dropped once, here.
+        Stage::New => unsafe { ptr::drop_in_place(fields.closure) },
+        // SAFETY: stage Done: the slot holds the value, dropped once, here.
+        Stage::Done => unsafe { ptr::drop_in_place(fields.value) },
+        Stage::Running | Stage::Cancelled | Stage::Taken => {}
+    }
+    // SAFETY: `E` was initialized by spawn and is dropped once, here.
+    unsafe { ptr::drop_in_place(fields.extra) };
+    // SAFETY: the header is initialized and ours alone; read once, then the block is freed.
+    let header_value = unsafe { fields.header.read() };
+    if let Some(object) = header_value.thread {
+        drop(object);
+        live::closed();
+    }
+    // SAFETY: the packet came from `pool::allocate` and is freed once, here.
+    unsafe { pool::free(header.cast()) };
+}
+
+/// The start routine handed to the kernel: exactly `PKSTART_ROUTINE`'s function type.
+///
+/// # Safety
+/// `context` is a packet made by [`spawn`] for these type parameters, and this is its thread.
+unsafe extern "C" fn start_routine<E, F, T>(context: *mut c_void)
 where
     E: Extra,
-    F: FnOnce(&E) -> T + Send,
+    F: FnOnce(&E::Lent) -> T,
+{
+    let Ok(passive) = Passive::check() else {
+        fatal(format_args!(
+            "system-thread: start routine entered at {}; system threads start at PASSIVE_LEVEL",
+            Irql::current()
+        ))
+    };
+    let p = context.cast::<Packet<E, F, T>>();
+    let fields = Packet::fields(p);
+    {
+        // SAFETY: the thread's share keeps the packet alive until `release_share` below; the
+        // thread touches only the stage, the counter, `E` and the slot.
+        let stage = unsafe { &*fields.stage };
+        // SAFETY: as above; `E` was initialized by spawn.
+        let extra = unsafe { &*fields.extra };
+        // SAFETY: the slot holds the closure (stage New); only this thread takes it, once.
+        let f = unsafe { fields.closure.read() };
+        if extra.admit(passive) {
+            Stage::Running.store(stage, Ordering::Relaxed);
+            let value = {
+                let _guard = extra.enter(passive);
+                f(extra.lent())
+            };
+            if Passive::check().is_err() {
+                fatal(format_args!(
+                    "system-thread: the thread's closure returned at {}; it must lower the IRQL \
+                     to PASSIVE_LEVEL before returning",
+                    Irql::current()
+                ));
+            }
+            // SAFETY: the closure was moved out; the slot is free for the value.
+            unsafe { fields.value.write(value) };
+            Stage::Done.store(stage, Ordering::Release);
+        } else {
+            drop(f);
+            Stage::Cancelled.store(stage, Ordering::Release);
+        }
+    }
+    if let Some(header) = NonNull::new(fields.header) {
+        // SAFETY: the thread owns one share and touches the packet no more.
+        unsafe { release_share(header) };
+    }
+}
+
+/// Creates a system thread that runs `f(extra.lent())`, and returns its handle's share and
+/// what the closure is lent. With `scope`, the scope's list owns a share too.
+///
+/// # Safety
+/// `F` and `T` may borrow data that is not `'static`: the caller ensures that the thread object
+/// is waited for before anything they borrow goes away (a scope's list does this).
+pub(crate) unsafe fn spawn<E, F, T>(
+    passive: Passive,
+    options: &Options<'_>,
+    scope: Option<&ScopeList>,
+    f: F,
+) -> Result<(JoinInner<T>, NonNull<E::Lent>), SpawnError>
+where
+    E: Extra,
+    F: FnOnce(&E::Lent) -> T + Send,
     T: Send,
 {
     const {
@@ -187,298 +434,131 @@ where
             "system-thread: closures and values aligned to more than 16 bytes are not supported"
         );
     }
-    irql::require(Irql::PASSIVE).map_err(SpawnError::Irql)?;
-    let io_create = match options.io_object {
-        Some(io) => Some((routine::io_create_system_thread()?, io)),
-        None => None,
-    };
-    let packet = pool::allocate(size_of::<Packet<E, F, T>>())
-        .ok_or(SpawnError::OutOfMemory)?
-        .cast::<Packet<E, F, T>>();
+    let block = pool::allocate(passive.dispatch(), size_of::<Packet<E, F, T>>())
+        .ok_or(SpawnError::OutOfMemory)?;
+    let packet = block.cast::<Packet<E, F, T>>();
     let fields = Packet::fields(packet.as_ptr());
     let header = Header {
-        state: AtomicU8::new(NEW),
-        refs: AtomicU8::new(2),
-        thread: ptr::null_mut(),
+        // INVARIANT: the thread and the spawner (later: the handle).
+        refs: AtomicUsize::new(2),
+        stage: AtomicU8::new(Stage::New as u8),
+        exited: AtomicBool::new(false),
+        thread: None,
         id: ThreadId(0),
-        next: ptr::null_mut(),
+        next: AtomicPtr::new(ptr::null_mut()),
         release: release::<E, F, T>,
     };
     // SAFETY: a fresh allocation of the packet's size and alignment (const-checked).
-    unsafe { packet.cast::<Header>().write(header) };
+    unsafe { fields.header.write(header) };
     // SAFETY: the field is valid for writes and stays in place until `release` frees it.
     unsafe { E::init(fields.extra, options) };
-    // SAFETY: the slot is valid for writes; the trampoline or `release` takes the closure back.
+    // SAFETY: the slot is valid for writes; the start routine or `release` takes it back.
     unsafe { fields.closure.write(f) };
-    // SAFETY: `extra` was initialized above and lives as long as the packet, which outlives
-    // this function's use of it (the thread only gives up its share after exiting or detaching).
+    // SAFETY: `extra` was initialized above and lives as long as the packet, which the
+    // spawner's share keeps alive for this function.
     let extra = unsafe { &*fields.extra };
 
-    let (handle, id) = match create::<E, F, T>(io_create, packet.as_ptr().cast()) {
+    // SAFETY: the packet is complete; `start_routine` is its start routine; an I/O object is
+    // a driver or device object (`IoObject`'s contract).
+    let created = unsafe {
+        thread::create(passive, options.io, start_routine::<E, F, T>, packet.as_ptr().cast())
+    };
+    let (handle, id) = match created {
         Ok(created) => created,
         Err(status) => {
             // SAFETY: creation failed, so the start routine never runs: the packet, still in
-            // state NEW, is ours alone.
+            // stage New, is ours alone.
             unsafe { release::<E, F, T>(packet.cast()) };
             return Err(SpawnError::Create(status));
         }
     };
-
-    let mut object: sys::PVOID = ptr::null_mut();
-    // SAFETY: `handle` is the kernel handle just returned; `object` is a local out-pointer. A
-    // NULL object type skips the type check (the handle is known to be a thread).
-    let status = NtStatus(unsafe {
-        sys::ObReferenceObjectByHandle(
-            handle,
-            sys::THREAD_ALL_ACCESS,
-            ptr::null_mut(),
-            sys::KERNEL_MODE,
-            &raw mut object,
-            ptr::null_mut(),
-        )
-    });
-    if !status.is_success() {
-        extra.abandon();
-        // The handle is the only way left to learn that the thread has exited.
-        // SAFETY: `handle` is open; a NULL timeout waits until the thread object is signalled.
-        while unsafe { sys::ZwWaitForSingleObject(handle, 0, ptr::null_mut()) }
-            != sys::STATUS_SUCCESS
-        {}
-        close_handle(handle);
-        // SAFETY: the thread has exited (its object is signalled), so its share is given up.
-        unsafe { release::<E, F, T>(packet.cast()) };
-        return Err(SpawnError::Reference(status));
-    }
-    // SAFETY: the thread never touches these fields; the spawner's side is not shared yet.
-    unsafe { fields.thread.write(object) };
-    // SAFETY: as above.
-    unsafe { fields.id.write(id) };
-    let raw = RawThread { header: packet.cast() };
-
-    if let Some(priority) = options.priority {
-        // SAFETY: `object` is a referenced thread object; the priority was range-checked by
-        // the builder.
-        let _previous = unsafe { sys::KeSetPriorityThread(object.cast(), priority) };
-    }
-    if let Some(name) = options.name {
-        let status = set_name(handle, name);
-        if !status.is_success() {
-            extra.abandon();
-            close_handle(handle);
-            raw.wait_forever();
-            raw.close();
-            return Err(SpawnError::Name(status));
+    let object = match handle.reference(passive) {
+        Ok(object) => object,
+        Err(status) => {
+            extra.abandon(passive);
+            // The handle is the only way left to learn that the thread has exited.
+            handle.wait_exit(passive);
+            drop(handle);
+            // SAFETY: the thread has exited, so it gave up its share; ours is the last.
+            unsafe { release_share(packet.cast()) };
+            return Err(SpawnError::Reference(status));
         }
+    };
+    if let Some(priority) = options.priority {
+        object.set_priority(passive.dispatch(), priority);
     }
-    close_handle(handle);
-    extra.start();
-    Ok(Spawned {
-        raw,
+    let named = options.name.map_or(NtStatus::SUCCESS, |name| handle.set_name(passive, name));
+    drop(handle);
+    let thread_field: *mut Option<ThreadObject> = field!(fields.header, Header, thread);
+    let id_field: *mut ThreadId = field!(fields.header, Header, id);
+    // SAFETY: the thread never touches these fields, and no other owner exists yet.
+    unsafe { thread_field.write(Some(object)) };
+    // SAFETY: as above.
+    unsafe { id_field.write(id) };
+    live::spawned();
+    // INVARIANT: the header is complete; this share is the spawner's.
+    let inner = JoinInner {
+        header: packet.cast(),
         // SAFETY: a field of the non-null packet.
         value: unsafe { NonNull::new_unchecked(fields.value) },
-        // SAFETY: a field of the non-null packet.
-        extra: unsafe { NonNull::new_unchecked(fields.extra) },
-    })
-}
-
-/// `PsCreateSystemThread` (or `IoCreateSystemThread`) with the packet as start context:
-/// returns the new thread's handle and id.
-fn create<E: Extra, F: FnOnce(&E) -> T, T>(
-    io_create: Option<(sys::IoCreateSystemThreadFn, NonNull<c_void>)>,
-    context: sys::PVOID,
-) -> Result<(sys::HANDLE, ThreadId), NtStatus> {
-    let mut handle: sys::HANDLE = ptr::null_mut();
-    let mut client =
-        sys::CLIENT_ID { UniqueProcess: ptr::null_mut(), UniqueThread: ptr::null_mut() };
-    let mut attributes = sys::OBJECT_ATTRIBUTES {
-        Length: u32_size_of::<sys::OBJECT_ATTRIBUTES>(),
-        RootDirectory: ptr::null_mut(),
-        ObjectName: ptr::null_mut(),
-        Attributes: sys::OBJ_KERNEL_HANDLE,
-        SecurityDescriptor: ptr::null_mut(),
-        SecurityQualityOfService: ptr::null_mut(),
+        _owns: PhantomData,
     };
-    let start: unsafe extern "C" fn(sys::PVOID) = trampoline::<E, F, T>;
-    let status = match io_create {
-        // SAFETY: the routine was resolved by name with this signature; the I/O object is a
-        // driver or device object (`IoObject`'s contract); the out-pointers are locals; the
-        // context is the packet the trampoline expects.
-        Some((create, io)) => unsafe {
-            create(
-                io.as_ptr(),
-                &raw mut handle,
-                sys::THREAD_ALL_ACCESS,
-                &raw mut attributes,
-                ptr::null_mut(),
-                &raw mut client,
-                Some(start),
-                context,
-            )
-        },
-        // SAFETY: as above; a NULL process handle selects the system process, and
-        // OBJ_KERNEL_HANDLE keeps the handle out of any user process's table.
-        None => unsafe {
-            sys::PsCreateSystemThread(
-                &raw mut handle,
-                sys::THREAD_ALL_ACCESS,
-                &raw mut attributes,
-                ptr::null_mut(),
-                &raw mut client,
-                Some(start),
-                context,
-            )
-        },
-    };
-    let status = NtStatus(status);
-    if status.is_success() {
-        Ok((handle, ThreadId(client.UniqueThread.addr())))
-    } else {
-        Err(status)
+    if !named.is_success() {
+        extra.abandon(passive);
+        inner.wait_or_die();
+        return Err(SpawnError::Name(named));
     }
+    extra.start(passive);
+    if let Some(list) = scope {
+        list.push(&inner);
+    }
+    // SAFETY: a field of the non-null packet; `E::lent` borrows from it.
+    let lent = NonNull::from(extra.lent());
+    Ok((inner, lent))
 }
 
-/// Closes a kernel handle this crate owns. `ZwClose` cannot fail on such a handle, so its
-/// status carries no information.
-fn close_handle(handle: sys::HANDLE) {
-    // SAFETY: callers pass an open kernel handle they own and never use it again.
-    let _ = unsafe { sys::ZwClose(handle) };
-}
-
-/// `size_of::<S>()` as the `ULONG` the kernel's structure lengths use.
-const fn u32_size_of<S>() -> u32 {
-    const { assert!(size_of::<S>() <= u32::MAX as usize) };
-    #[allow(clippy::cast_possible_truncation)] // asserted above
-    let size = size_of::<S>() as u32;
-    size
-}
-
-/// Sets the thread name through its handle (`ThreadNameInformation`, Windows 10 1607+).
-fn set_name(handle: sys::HANDLE, name: &[u16]) -> NtStatus {
-    let Ok(bytes) = u16::try_from(name.len() * 2) else {
-        return NtStatus::INVALID_PARAMETER;
-    };
-    let mut string = sys::UNICODE_STRING {
-        Length: bytes,
-        MaximumLength: bytes,
-        Buffer: name.as_ptr().cast_mut(),
-    };
-    // SAFETY: `handle` is an open thread handle; the string and its buffer outlive the call,
-    // which only reads them.
-    NtStatus(unsafe {
-        sys::ZwSetInformationThread(
-            handle,
-            sys::THREAD_NAME_INFORMATION,
-            (&raw mut string).cast(),
-            u32_size_of::<sys::UNICODE_STRING>(),
-        )
-    })
-}
-
-/// The start routine handed to the kernel: exactly `PKSTART_ROUTINE`'s function type.
+/// One owner's share of a thread's packet, typed by the closure's value.
 ///
-/// # Safety
-/// `context` is a packet made by `spawn_unchecked::<E, F, T>`, and this is its thread.
-unsafe extern "C" fn trampoline<E, F, T>(context: *mut c_void)
-where
-    E: Extra,
-    F: FnOnce(&E) -> T,
-{
-    let irql = Irql::current();
-    assert!(
-        irql == Irql::PASSIVE,
-        "system-thread: start routine entered at {irql}; system threads start at PASSIVE_LEVEL"
-    );
-    let p = context.cast::<Packet<E, F, T>>();
-    // The thread touches only the atomics of the header (the spawner fills in the rest).
-    let fields = Packet::fields(p);
-    // SAFETY: the packet stays allocated until this thread gives up its share below.
-    let state = unsafe { &*fields.state };
-    // SAFETY: as above.
-    let refs = unsafe { &*fields.refs };
-    // SAFETY: as above; `extra` was initialized by spawn.
-    let extra = unsafe { &*fields.extra };
-    // SAFETY: the slot holds the closure (state NEW); only this thread takes it, once.
-    let f = unsafe { fields.closure.read() };
-    if extra.admit() {
-        state.store(RUNNING, Ordering::Relaxed);
-        let value = f(extra);
-        let irql = Irql::current();
-        assert!(
-            irql == Irql::PASSIVE,
-            "system-thread: the thread's closure returned at {irql}; it must lower the IRQL to \
-             PASSIVE_LEVEL before returning"
-        );
-        // SAFETY: the closure was moved out; the slot is free for the value.
-        unsafe { fields.value.write(value) };
-        state.store(DONE, Ordering::Release);
-    } else {
-        drop(f);
-        state.store(CANCELLED, Ordering::Release);
-    }
-    // Give up this thread's share: its last access to the packet, unless it is the last owner.
-    if refs.fetch_sub(1, Ordering::AcqRel) == 1
-        && let Some(packet) = NonNull::new(p)
-    {
-        // SAFETY: the spawner's side already gave up its share (detached): nobody else can
-        // reach the packet.
-        unsafe { release::<E, F, T>(packet.cast()) };
-    }
-}
-
-/// Drops what the packet holds and frees it.
-///
-/// # Safety
-/// `header` heads a `Packet<E, F, T>` that no thread and no handle will touch again.
-unsafe fn release<E: Extra, F, T>(header: NonNull<Header>) {
-    let fields = Packet::<E, F, T>::fields(header.as_ptr().cast());
-    // SAFETY: the packet is ours alone (contract) and initialized.
-    let state = unsafe { &*fields.state }.load(Ordering::Acquire);
-    match state {
-        // SAFETY: state NEW: the slot holds the closure, dropped once, here.
-        NEW => unsafe { ptr::drop_in_place(fields.closure) },
-        // SAFETY: state DONE: the slot holds the value, dropped once, here.
-        DONE => unsafe { ptr::drop_in_place(fields.value) },
-        _ => {}
-    }
-    // SAFETY: `E` was initialized by spawn and is dropped once, here.
-    unsafe { ptr::drop_in_place(fields.extra) };
-    // SAFETY: the packet came from `pool::allocate` and is freed once, here.
-    unsafe { pool::free(header.cast()) };
-}
-
-/// The spawner's side of a thread: one reference on the thread object and a share of the
-/// packet. Type-erased over the closure; `T` is supplied by the typed handles.
-pub(crate) struct RawThread {
+/// # Invariants
+/// `header` heads a live packet whose thread object is referenced (`Header::thread` is `Some`)
+/// and whose value slot is at `value`; this value owns one share of it. At most one
+/// `JoinInner` exists per packet (the handle's), so only it takes the value.
+pub(crate) struct JoinInner<T> {
     header: NonNull<Header>,
+    value: NonNull<T>,
+    _owns: PhantomData<T>,
 }
 
-// SAFETY: the header is only mutated through atomics after spawn; the thread object reference
-// may be used and dropped from any thread.
-unsafe impl Send for RawThread {}
-// SAFETY: `&RawThread` only reads immutable fields and atomics.
-unsafe impl Sync for RawThread {}
+// SAFETY: the share moves a `T` out of the packet on join: sending it requires `T: Send`; the
+// header is only mutated through atomics.
+unsafe impl<T: Send> Send for JoinInner<T> {}
+// SAFETY: `&JoinInner` never touches the value, only atomics and the thread object.
+unsafe impl<T> Sync for JoinInner<T> {}
 
-impl RawThread {
+impl<T> JoinInner<T> {
     fn header(&self) -> &Header {
-        // SAFETY: the packet lives as long as this share (type invariant).
+        // SAFETY: the share keeps the packet alive (type invariant); after spawn the header is
+        // only mutated through atomics.
         unsafe { self.header.as_ref() }
     }
 
+    fn object(&self) -> &ThreadObject {
+        match &self.header().thread {
+            Some(object) => object,
+            // The type invariant rules this out.
+            None => fatal(format_args!("system-thread: a thread handle without a thread object")),
+        }
+    }
+
+    /// The kernel's id of the thread.
     pub(crate) fn id(&self) -> ThreadId {
         self.header().id
     }
 
-    /// Rebuilds the spawner's side from a header (as kept in a scope's list).
-    ///
-    /// # Safety
-    /// `header` came from [`RawThread::into_header`], and [`close`](Self::close) is called at
-    /// most once for it across all rebuilt copies (copies that are never closed are views).
-    pub(crate) unsafe fn from_header(header: NonNull<Header>) -> Self {
-        Self { header }
-    }
-
-    pub(crate) fn into_header(self) -> NonNull<Header> {
-        self.header
+    /// Whether the thread has exited (a zero-timeout wait on its object). Above
+    /// `DISPATCH_LEVEL`, where no wait is possible, whether an earlier wait saw it exit.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.wait(Some(Duration::ZERO)).is_ok()
     }
 
     /// Waits until the thread has exited: `Ok` once its object is signalled.
@@ -486,107 +566,177 @@ impl RawThread {
     /// # IRQL
     /// `APC_LEVEL` or lower; a zero timeout (a poll) also at `DISPATCH_LEVEL`.
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<(), JoinErrorKind> {
-        let poll = timeout == Some(Duration::ZERO);
-        irql::require(if poll { Irql::DISPATCH } else { Irql::APC })
-            .map_err(JoinErrorKind::Irql)?;
         let header = self.header();
-        if !poll
-            && header.state.load(Ordering::Acquire) == RUNNING
-            && crate::thread::current_id() == header.id
-        {
-            return Err(JoinErrorKind::SelfJoin);
+        if header.exited.load(Ordering::Acquire) {
+            return Ok(());
         }
-        let mut interval =
-            sys::LARGE_INTEGER { QuadPart: relative_100ns(timeout.unwrap_or_default()) };
-        let interval_ptr = if timeout.is_some() { &raw mut interval } else { ptr::null_mut() };
-        // SAFETY: `thread` is a referenced thread object; the interval is a live local.
-        let status = unsafe {
-            sys::KeWaitForSingleObject(
-                header.thread,
-                sys::EXECUTIVE,
-                sys::KERNEL_MODE,
-                0,
-                interval_ptr,
-            )
+        let waited = if timeout == Some(Duration::ZERO) {
+            let dispatch = AtMostDispatch::check().map_err(JoinErrorKind::Irql)?;
+            self.object().poll(dispatch)
+        } else {
+            let apc = AtMostApc::check().map_err(JoinErrorKind::Irql)?;
+            if Stage::load(&header.stage, Ordering::Acquire) == Stage::Running
+                && thread::current_id() == header.id
+            {
+                return Err(JoinErrorKind::SelfJoin);
+            }
+            let timeout = timeout.map_or(Timeout::Never, Timeout::After);
+            self.object().wait(apc, timeout)
         };
-        match status {
-            sys::STATUS_SUCCESS => Ok(()),
-            sys::STATUS_TIMEOUT => Err(JoinErrorKind::TimedOut),
-            other => Err(JoinErrorKind::Wait(NtStatus(other))),
+        match waited {
+            Ok(()) => {
+                header.exited.store(true, Ordering::Release);
+                Ok(())
+            }
+            Err(WaitError::TimedOut) => Err(JoinErrorKind::TimedOut),
+            Err(WaitError::Failed(status)) => Err(JoinErrorKind::Wait(status)),
         }
     }
 
-    /// Waits without a timeout, retrying a failed wait, for paths that must not return before
-    /// the thread has exited.
-    ///
-    /// # Panics
-    /// At an IRQL above `APC_LEVEL`, or on the thread itself: waiting there would hang or
-    /// bugcheck (documented on the public `Drop` implementations).
-    pub(crate) fn wait_forever(&self) {
+    /// Waits without a timeout, retrying failed waits, for the paths that must not go on before
+    /// the thread has exited. Where waiting is impossible (above `APC_LEVEL`, or on the thread
+    /// itself) it stops the machine instead of returning or unwinding.
+    pub(crate) fn wait_or_die(&self) {
         loop {
             match self.wait(None) {
                 Ok(()) => return,
-                Err(JoinErrorKind::Irql(e)) => irql_violation(e),
-                Err(JoinErrorKind::SelfJoin) => self_join_violation(),
+                Err(JoinErrorKind::Irql(e)) => fatal(format_args!(
+                    "system-thread: a thread must be joined at APC_LEVEL or lower: {e}"
+                )),
+                Err(JoinErrorKind::SelfJoin) => fatal(format_args!(
+                    "system-thread: a thread's join handle was dropped on the thread itself"
+                )),
                 // A non-alertable kernel-mode wait without timeout has no other outcome in a
-                // real kernel; retrying keeps the invariant if one ever occurs.
+                // real kernel; retrying keeps the protocol if one ever occurs.
                 Err(JoinErrorKind::TimedOut | JoinErrorKind::Wait(_)) => {}
             }
         }
     }
 
-    /// Moves the value out of a finished thread.
-    ///
-    /// # Safety
-    /// The thread has exited (a wait succeeded) and `value` is this packet's value slot for
-    /// the closure's return type `T`.
-    pub(crate) unsafe fn take<T>(&self, value: NonNull<T>) -> Option<T> {
-        let state = &self.header().state;
-        if state.load(Ordering::Acquire) != DONE {
-            return None;
+    /// Waits for the thread and moves its value out; on failure the share comes back.
+    pub(crate) fn join(self, timeout: Option<Duration>) -> Result<T, (JoinErrorKind, Self)> {
+        if let Err(kind) = self.wait(timeout) {
+            return Err((kind, self));
         }
-        state.store(TAKEN, Ordering::Relaxed);
-        // SAFETY: state DONE: the slot holds an initialized `T`, read once (now TAKEN).
-        Some(unsafe { value.read() })
+        let stage = &self.header().stage;
+        if Stage::load(stage, Ordering::Acquire) != Stage::Done {
+            // The object was signalled but the thread stored no value: only an emulator that
+            // does not run threads can do this. Keep the share; dropping it is safe.
+            return Err((JoinErrorKind::Wait(NtStatus::UNSUCCESSFUL), self));
+        }
+        // SAFETY: stage Done and the thread has exited: the slot holds a `T` that only this
+        // share (the one `JoinInner`) takes, once: the stage becomes Taken before the share is
+        // released, and the last owner drops only a Done value.
+        let value = unsafe { self.value.read() };
+        Stage::Taken.store(stage, Ordering::Relaxed);
+        Ok(value)
     }
 
-    /// Whether a join already waited for the thread and took its value.
-    pub(crate) fn is_joined(&self) -> bool {
-        self.header().state.load(Ordering::Acquire) == TAKEN
+    /// Gives up the share and the thread object reference without waiting for the thread, and
+    /// stops counting it as live: only for a `JoinHandle`'s thread whose driver image the
+    /// kernel keeps loaded until it exits.
+    pub(crate) fn detach(self) {
+        let field: *mut Option<ThreadObject> = field!(self.header.as_ptr(), Header, thread);
+        // SAFETY: the packet is alive (this share); a `JoinHandle`'s packet has no other owner
+        // than its thread, which never touches this field, and no reference to the header is
+        // live here.
+        let object = unsafe { field.replace(None) };
+        if let Some(object) = object {
+            drop(object);
+            live::closed();
+        }
+    }
+}
+
+impl<T> Drop for JoinInner<T> {
+    fn drop(&mut self) {
+        // SAFETY: this value owns one share (type invariant) and is gone after this.
+        unsafe { release_share(self.header) };
+    }
+}
+
+/// The threads of a scope, each with a share owned by the list. Its owner calls
+/// [`join_all`](Self::join_all) before it drops the list.
+///
+/// # Invariants
+/// Every header reachable from `head` (through `Header::next`) heads a live packet of which the
+/// list owns one share.
+pub(crate) struct ScopeList {
+    head: AtomicPtr<Header>,
+}
+
+impl ScopeList {
+    pub(crate) fn new() -> Self {
+        Self { head: AtomicPtr::new(ptr::null_mut()) }
     }
 
-    /// Drops the thread object reference and this side's share of the packet (freeing it when
-    /// the thread has given up its own). Used after a join, and by `detach`.
-    pub(crate) fn close(self) {
-        let header = self.header();
-        // SAFETY: this side owns one reference on the thread object, dropped once, here.
-        let _ = unsafe { sys::ObfDereferenceObject(header.thread) };
-        if header.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // SAFETY: the thread gave up its share: the packet is ours alone.
-            unsafe { (header.release)(self.header) };
+    /// Adds a share of `inner`'s packet to the list.
+    fn push(&self, inner: &JoinInner<impl Sized>) {
+        let header = inner.header();
+        // INVARIANT: the new share is counted before the packet becomes reachable.
+        header.refs.fetch_add(1, Ordering::Relaxed);
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            header.next.store(head, Ordering::Relaxed);
+            match self.head.compare_exchange_weak(
+                head,
+                inner.header.as_ptr(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(current) => head = current,
+            }
         }
     }
 
-    /// Whether the thread has exited (a zero-timeout wait on its object).
-    pub(crate) fn is_finished(&self) -> bool {
-        self.wait(Some(Duration::ZERO)).is_ok()
+    /// Waits for every thread of the scope, including those spawned meanwhile, then gives up
+    /// the list's shares (dropping unjoined values); repeats while dropped values spawned more.
+    /// It never returns or unwinds before every thread has exited.
+    pub(crate) fn join_all(&self) {
+        loop {
+            // Phase 1: wait for every thread, collecting the waited ones in `waited`.
+            let mut waited: *mut Header = ptr::null_mut();
+            loop {
+                let chain = self.head.swap(ptr::null_mut(), Ordering::Acquire);
+                let Some(first) = NonNull::new(chain) else { break };
+                let mut cursor = Some(first);
+                let mut last = first;
+                while let Some(header) = cursor {
+                    // SAFETY: the list owns a share of this packet (type invariant).
+                    let header_ref = unsafe { header.as_ref() };
+                    wait_header_or_die(header_ref);
+                    last = header;
+                    cursor = NonNull::new(header_ref.next.load(Ordering::Relaxed));
+                }
+                // SAFETY: as above.
+                unsafe { last.as_ref() }.next.store(waited, Ordering::Relaxed);
+                waited = chain;
+            }
+            if waited.is_null() {
+                return;
+            }
+            // Phase 2: every thread known to the list has exited; give up the shares.
+            let mut cursor = NonNull::new(waited);
+            while let Some(header) = cursor {
+                // SAFETY: the list's share keeps the packet alive until released below.
+                cursor = NonNull::new(unsafe { header.as_ref() }.next.load(Ordering::Relaxed));
+                // SAFETY: the list owns this share and drops it once, here.
+                unsafe { release_share(header) };
+            }
+        }
     }
 }
 
-/// A relative timeout in the kernel's form: negative, in 100 ns units, rounded up.
-pub(crate) fn relative_100ns(duration: Duration) -> i64 {
-    let ticks = duration.as_nanos().div_ceil(100);
-    -i64::try_from(ticks).unwrap_or(i64::MAX)
-}
-
-#[allow(clippy::panic)]
-#[cold]
-fn irql_violation(e: crate::IrqlError) -> ! {
-    panic!("system-thread: a thread must be joined at APC_LEVEL or lower: {e}")
-}
-
-#[allow(clippy::panic)]
-#[cold]
-fn self_join_violation() -> ! {
-    panic!("system-thread: a thread's join handle was dropped on the thread itself")
+/// [`JoinInner::wait_or_die`] for a share the scope list owns.
+fn wait_header_or_die(header: &Header) {
+    if header.exited.load(Ordering::Acquire) {
+        return;
+    }
+    let view = ManuallyDrop::new(JoinInner::<()> {
+        header: NonNull::from(header),
+        value: NonNull::dangling(),
+        _owns: PhantomData,
+    });
+    view.wait_or_die();
 }

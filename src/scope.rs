@@ -3,25 +3,31 @@
 
 use core::fmt;
 use core::marker::PhantomData;
-use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, Ordering};
 use core::time::Duration;
 
-use crate::error::{JoinError, JoinErrorKind, NtStatus, SpawnError};
-use crate::packet::{self, Header, Options, RawThread};
-use crate::thread::ThreadId;
+use crate::builder::{Builder, Owner};
+use crate::error::{JoinError, SpawnError};
+use crate::id::ThreadId;
+use crate::packet::{JoinInner, ScopeList};
 
 /// A scope in which threads may borrow anything that outlives it; see [`scope`].
+///
+/// # Invariants
+/// `list` holds a share of every thread spawned in the scope; [`scope`] joins them all before
+/// it returns or unwinds.
 pub struct Scope<'scope, 'env: 'scope> {
-    /// Every thread spawned in this scope, newest first (linked through `Header::next`).
-    threads: AtomicPtr<Header>,
+    list: ScopeList,
     /// Invariant in both lifetimes, so neither can be shortened or extended by subtyping.
     _invariance: PhantomData<(&'scope mut &'scope (), &'env mut &'env ())>,
 }
 
 /// Runs `f` with a [`Scope`] whose threads may borrow non-`'static` data, and returns `f`'s
 /// value after every thread spawned in the scope has exited (its thread object signalled),
-/// whether or not its handle was joined.
+/// whether or not its handle was joined, and also when `f` unwinds (host tests).
+///
+/// Handles of scoped threads may be moved to other threads of the scope, returned from them or
+/// stored in their values, and joined late: every handle owns a share of its thread's context,
+/// and the scope frees nothing before every thread has exited and every handle is gone.
 ///
 /// # Example
 /// ```
@@ -40,21 +46,24 @@ pub struct Scope<'scope, 'env: 'scope> {
 /// `PASSIVE_LEVEL` (to spawn), and `f` must return at `APC_LEVEL` or lower.
 ///
 /// # Panics
-/// Joining the remaining threads panics (a bugcheck in a driver) if `f` returns above
-/// `APC_LEVEL`, where waiting is not allowed.
+/// If `f` returns above `APC_LEVEL`, where waiting for the threads is not allowed, `scope` stops
+/// the machine (a panic that cannot unwind: a bugcheck in a driver) rather than return or unwind
+/// while its threads may still borrow the caller's data.
 pub fn scope<'env, F, R>(f: F) -> R
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
 {
-    /// Joins on every exit path, including unwinding in host tests.
-    struct JoinAll<'a, 'scope, 'env>(&'a Scope<'scope, 'env>);
-    impl Drop for JoinAll<'_, '_, '_> {
+    /// Joins the scope's threads when dropped, on every exit path, through a shared borrow:
+    /// threads of the scope may still use the scope while it waits for them.
+    struct JoinAll<'a>(&'a ScopeList);
+    impl Drop for JoinAll<'_> {
         fn drop(&mut self) {
             self.0.join_all();
         }
     }
-    let scope = Scope { threads: AtomicPtr::new(ptr::null_mut()), _invariance: PhantomData };
-    let join_all = JoinAll(&scope);
+    let scope = Scope { list: ScopeList::new(), _invariance: PhantomData };
+    // INVARIANT: the guard joins every thread of the list before `scope` is dropped.
+    let join_all = JoinAll(&scope.list);
     let value = f(&scope);
     drop(join_all);
     value
@@ -73,61 +82,43 @@ impl<'scope> Scope<'scope, '_> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        // SAFETY: `scope` joins every thread in this list before 'scope ends, also when its
-        // closure unwinds, so the borrows of `F` and `T` outlive the thread.
-        let spawned =
-            unsafe { packet::spawn_unchecked::<(), _, T>(&Options::default(), move |()| f()) }?;
-        Ok(self.adopt(spawned.raw, spawned.value))
+        Builder::new().spawn_scoped(self, f)
     }
+}
 
-    /// Makes the scope the owner of a thread spawned for it (also by `Builder::spawn_scoped`):
-    /// the scope joins it before it ends.
-    pub(crate) fn adopt<T>(
-        &'scope self,
-        raw: RawThread,
-        value: NonNull<T>,
-    ) -> ScopedJoinHandle<'scope, T> {
-        let header = raw.into_header();
-        self.push(header);
-        ScopedJoinHandle { header, value, _scope: PhantomData }
-    }
-
-    fn push(&self, header: NonNull<Header>) {
-        let mut head = self.threads.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the thread only touches the atomics of its header; `next` is ours.
-            unsafe { (*header.as_ptr()).next = head };
-            match self.threads.compare_exchange_weak(
-                head,
-                header.as_ptr(),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(current) => head = current,
-            }
-        }
-    }
-
-    /// Joins every thread of the scope, including those spawned by its threads meanwhile.
-    fn join_all(&self) {
-        loop {
-            let mut next = self.threads.swap(ptr::null_mut(), Ordering::Acquire);
-            if next.is_null() {
-                return;
-            }
-            while let Some(header) = NonNull::new(next) {
-                // SAFETY: the header is in the list, so its packet is alive; read before close.
-                next = unsafe { (*header.as_ptr()).next };
-                // SAFETY: the list owns the spawner's side; it is closed once, here.
-                let raw = unsafe { RawThread::from_header(header) };
-                // A handle that joined has already waited for the thread object.
-                if !raw.is_joined() {
-                    raw.wait_forever();
-                }
-                raw.close();
-            }
-        }
+impl Builder<'_> {
+    /// Spawns the configured thread in `scope`; see [`Scope::spawn`].
+    ///
+    /// ```
+    /// let mut counts = [0u32; 4];
+    /// system_thread::scope(|s| {
+    ///     let handle = system_thread::Builder::new()
+    ///         .name("counter")
+    ///         .spawn_scoped(s, || counts.iter_mut().for_each(|c| *c += 1))?;
+    ///     handle.join().ok();
+    ///     Ok::<(), system_thread::SpawnError>(())
+    /// })?;
+    /// assert_eq!(counts, [1; 4]);
+    /// # Ok::<(), system_thread::SpawnError>(())
+    /// ```
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    ///
+    /// # Errors
+    /// As [`Builder::spawn`].
+    #[inline]
+    pub fn spawn_scoped<'scope, 'env, F, T>(
+        self,
+        scope: &'scope Scope<'scope, 'env>,
+        f: F,
+    ) -> Result<ScopedJoinHandle<'scope, T>, SpawnError>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let (inner, _) = self.spawn_in::<(), _, T>(Owner::scope(&scope.list), move |()| f())?;
+        Ok(ScopedJoinHandle { inner, _scope: PhantomData })
     }
 }
 
@@ -137,34 +128,27 @@ impl fmt::Debug for Scope<'_, '_> {
     }
 }
 
-/// A handle to join a scoped thread. The scope joins threads whose handle was dropped.
+/// A handle to join a scoped thread. It owns a share of the thread's context, so it stays
+/// valid wherever it is moved within the scope; dropping it leaves the join to the scope.
 pub struct ScopedJoinHandle<'scope, T> {
-    header: NonNull<Header>,
-    value: NonNull<T>,
-    _scope: PhantomData<(&'scope (), T)>,
+    inner: JoinInner<T>,
+    _scope: PhantomData<&'scope ()>,
 }
 
-// SAFETY: as `JoinHandle<T>`.
-unsafe impl<T: Send> Send for ScopedJoinHandle<'_, T> {}
-// SAFETY: as `JoinHandle<T>`.
-unsafe impl<T> Sync for ScopedJoinHandle<'_, T> {}
-
 impl<T> ScopedJoinHandle<'_, T> {
-    fn raw(&self) -> RawThread {
-        // SAFETY: a view: only the scope closes this thread.
-        unsafe { RawThread::from_header(self.header) }
-    }
-
     /// The kernel's id of the thread.
     #[must_use]
     pub fn thread_id(&self) -> ThreadId {
-        self.raw().id()
+        self.inner.id()
     }
 
     /// Whether the thread has exited.
+    ///
+    /// # IRQL
+    /// `DISPATCH_LEVEL` or lower.
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        self.raw().is_finished()
+        self.inner.is_finished()
     }
 
     /// Waits for the thread to exit and returns its value.
@@ -184,15 +168,9 @@ impl<T> ScopedJoinHandle<'_, T> {
     }
 
     fn join_inner(self, timeout: Option<Duration>) -> Result<T, JoinError<Self>> {
-        let raw = self.raw();
-        if let Err(kind) = raw.wait(timeout) {
-            return Err(JoinError::new(kind, self));
-        }
-        // SAFETY: the thread has exited; `value` is its value slot. The scope frees the packet.
-        match unsafe { raw.take(self.value) } {
-            Some(value) => Ok(value),
-            None => Err(JoinError::new(JoinErrorKind::Wait(NtStatus::UNSUCCESSFUL), self)),
-        }
+        self.inner
+            .join(timeout)
+            .map_err(|(kind, inner)| JoinError::new(kind, Self { inner, _scope: PhantomData }))
     }
 }
 

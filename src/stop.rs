@@ -1,93 +1,81 @@
 //! Cooperative stop: threads that are asked to finish, and see the request.
 
-use core::cell::UnsafeCell;
 use core::fmt;
-use core::mem::MaybeUninit;
-use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::ptr::NonNull;
 use core::time::Duration;
 
-use crate::error::{IrqlError, JoinError};
-use crate::irql::{self, Irql};
+use crate::error::{JoinError, JoinErrorKind};
+use crate::id::ThreadId;
+use crate::irql::IrqlError;
 use crate::join::JoinHandle;
-use crate::packet::{self, Extra};
-use crate::sys;
-use crate::thread::ThreadId;
+use crate::kernel::event::RawEvent;
+use crate::kernel::irql::{AtMostApc, AtMostDispatch, Passive};
+use crate::kernel::wait::Timeout;
+use crate::packet::{Extra, Options};
+use crate::sync::{AtomicBool, Ordering};
 
 /// The stop request of one thread: a flag for cheap checks and a notification event for
 /// waits. Lives in the thread's packet; initialized in place.
+///
+/// # Invariants
+/// `event` was initialized by [`RawEvent::init`] at its final address; it is set at most once,
+/// by the request that first set `requested`.
 pub(crate) struct StopState {
     requested: AtomicBool,
-    event: UnsafeCell<MaybeUninit<sys::KEVENT>>,
-    token: StopToken,
+    event: RawEvent,
 }
 
-// SAFETY: the event is only touched through kernel routines that synchronize internally; the
-// flag is atomic.
-unsafe impl Sync for StopState {}
-
 impl StopState {
-    pub(crate) fn token(&self) -> &StopToken {
-        &self.token
-    }
-
-    fn event(&self) -> *mut sys::KEVENT {
-        self.event.get().cast()
-    }
-
     /// Sets the flag, and the event on the first request.
-    pub(crate) fn request(&self) {
+    fn request(&self, dispatch: AtMostDispatch) {
         if !self.requested.swap(true, Ordering::AcqRel) {
-            // SAFETY: the event was initialized by `init` and lives as long as `self`; setting
-            // a notification event is allowed up to DISPATCH_LEVEL.
-            let _previous = unsafe { sys::KeSetEvent(self.event(), 0, 0) };
+            self.event.set(dispatch);
         }
+    }
+
+    fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
     }
 }
 
 impl Extra for StopState {
-    unsafe fn init(this: *mut Self, _: &packet::Options<'_>) {
+    type Lent = Self;
+    type Guard = ();
+
+    unsafe fn init(this: *mut Self, _: &Options<'_>) {
+        let requested: *mut AtomicBool = field!(this, Self, requested);
+        let event: *mut RawEvent = field!(this, Self, event);
         // SAFETY: `this` is valid for writes (caller's contract).
-        unsafe {
-            this.write(Self {
-                requested: AtomicBool::new(false),
-                event: UnsafeCell::new(MaybeUninit::uninit()),
-                token: StopToken { state: NonNull::dangling() },
-            });
-        }
-        let event: *mut sys::KEVENT = field_ptr!(this, Self, event);
-        // SAFETY: the event is at its final address; a notification event starts non-signalled.
-        unsafe { sys::KeInitializeEvent(event.cast(), sys::NOTIFICATION_EVENT, 0) };
-        let token: *mut StopToken = field_ptr!(this, Self, token);
-        if let Some(state) = NonNull::new(this) {
-            // INVARIANT: the token points to the state it is part of, which never moves.
-            // SAFETY: `this` is valid for writes (caller's contract).
-            unsafe { token.write(StopToken { state }) };
-        }
+        unsafe { requested.write(AtomicBool::new(false)) };
+        // INVARIANT: the event is initialized at its final address.
+        // SAFETY: the event field is valid for writes and never moves (caller's contract).
+        unsafe { RawEvent::init(event) };
     }
 
-    fn abandon(&self) {
-        self.request();
+    fn lent(&self) -> &Self {
+        self
+    }
+
+    fn enter(&self, _: Passive) {}
+
+    fn abandon(&self, passive: Passive) {
+        self.request(passive.dispatch());
     }
 }
 
 /// The stopping thread's view of its stop request, lent to its closure.
 ///
-/// The token cannot outlive the closure call (it is only ever lent), so it never dangles.
+/// It is only ever lent (`&StopToken`) for the duration of the closure call, so it never
+/// outlives the packet it lives in.
+#[repr(transparent)]
 pub struct StopToken {
-    // INVARIANT: points to the `StopState` this token is a field of.
-    state: NonNull<StopState>,
+    state: StopState,
 }
 
-// SAFETY: all methods go through `StopState`, which is `Sync`.
-unsafe impl Sync for StopToken {}
-// SAFETY: as above; a `StopToken` is never handed out by value.
-unsafe impl Send for StopToken {}
-
 impl StopToken {
-    fn state(&self) -> &StopState {
-        // SAFETY: type invariant: the state contains this token, so it is alive while `self` is.
-        unsafe { self.state.as_ref() }
+    pub(crate) fn from_state(state: &StopState) -> &Self {
+        // SAFETY: `StopToken` is a transparent wrapper of `StopState`.
+        unsafe { &*core::ptr::from_ref(state).cast::<Self>() }
     }
 
     /// Whether stop was requested.
@@ -96,32 +84,24 @@ impl StopToken {
     /// Any.
     #[must_use]
     pub fn is_stop_requested(&self) -> bool {
-        self.state().requested.load(Ordering::Acquire)
+        self.state.is_requested()
     }
 
     /// Waits until stop is requested or `timeout` passes; returns whether stop was requested.
     /// The wait is on a kernel event, so a request wakes the thread at once.
     ///
     /// # IRQL
-    /// `APC_LEVEL` or lower; with `Duration::ZERO`, `DISPATCH_LEVEL` or lower.
-    /// Above `APC_LEVEL` it does not wait and returns [`is_stop_requested`](Self::is_stop_requested).
+    /// `APC_LEVEL` or lower. Above `APC_LEVEL` it does not wait and returns
+    /// [`is_stop_requested`](Self::is_stop_requested).
     #[must_use]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        if self.is_stop_requested() || irql::require(Irql::APC).is_err() {
-            return self.is_stop_requested();
+        if self.is_stop_requested() {
+            return true;
         }
-        let mut interval = sys::LARGE_INTEGER { QuadPart: packet::relative_100ns(timeout) };
-        // SAFETY: the event is initialized and alive; the interval is a live local.
-        let status = unsafe {
-            sys::KeWaitForSingleObject(
-                self.state().event().cast(),
-                sys::EXECUTIVE,
-                sys::KERNEL_MODE,
-                0,
-                &raw mut interval,
-            )
+        let Ok(apc) = AtMostApc::check() else {
+            return self.is_stop_requested();
         };
-        status == sys::STATUS_SUCCESS || self.is_stop_requested()
+        self.state.event.wait(apc, Timeout::After(timeout)).is_ok() || self.is_stop_requested()
     }
 
     /// Waits until stop is requested.
@@ -132,18 +112,10 @@ impl StopToken {
     /// # Errors
     /// [`IrqlError`] above `APC_LEVEL`.
     pub fn wait(&self) -> Result<(), IrqlError> {
-        irql::require(Irql::APC)?;
+        let apc = AtMostApc::check()?;
         while !self.is_stop_requested() {
-            // SAFETY: the event is initialized and alive; a NULL timeout waits until it is set.
-            let _ = unsafe {
-                sys::KeWaitForSingleObject(
-                    self.state().event().cast(),
-                    sys::EXECUTIVE,
-                    sys::KERNEL_MODE,
-                    0,
-                    ptr::null_mut(),
-                )
-            };
+            // A failed wait is retried; the event stays set once set.
+            let _ = self.state.event.wait(apc, Timeout::Never);
         }
         Ok(())
     }
@@ -158,33 +130,41 @@ impl fmt::Debug for StopToken {
 /// A [`JoinHandle`] for a thread made by [`SystemThread::spawn_stoppable`]: dropping it
 /// requests stop, then joins.
 ///
+/// # Invariants
+/// `state` is the stop state in the packet that `handle` owns a share of.
+///
 /// [`SystemThread::spawn_stoppable`]: crate::SystemThread::spawn_stoppable
 pub struct StoppableJoinHandle<T> {
     handle: JoinHandle<T>,
     state: NonNull<StopState>,
 }
 
-// SAFETY: as `JoinHandle<T>`; `StopState` is `Sync`.
+// SAFETY: as `JoinHandle<T>`; `StopState` is only used through atomics and kernel events.
 unsafe impl<T: Send> Send for StoppableJoinHandle<T> {}
-// SAFETY: as `JoinHandle<T>`; `request_stop` goes through the `Sync` state.
+// SAFETY: as `JoinHandle<T>`; `request_stop` goes through the atomic flag and the event.
 unsafe impl<T> Sync for StoppableJoinHandle<T> {}
 
 impl<T> StoppableJoinHandle<T> {
     pub(crate) fn new(handle: JoinHandle<T>, state: NonNull<StopState>) -> Self {
+        // INVARIANT: the caller passes the stop state of the handle's packet.
         Self { handle, state }
     }
 
     fn state(&self) -> &StopState {
-        // SAFETY: the packet holding the state lives while the inner handle does.
+        // SAFETY: the handle's share keeps the packet, and so the state, alive (invariant).
         unsafe { self.state.as_ref() }
     }
 
     /// Asks the thread to stop: its token reports the request and its waits return.
     ///
     /// # IRQL
-    /// `DISPATCH_LEVEL` or lower.
+    /// `DISPATCH_LEVEL` or lower; above it only the flag is set (the thread sees it at its next
+    /// check, not in a wait).
     pub fn request_stop(&self) {
-        self.state().request();
+        match AtMostDispatch::check() {
+            Ok(dispatch) => self.state().request(dispatch),
+            Err(_) => self.state().requested.store(true, Ordering::Release),
+        }
     }
 
     /// The kernel's id of the thread.
@@ -232,7 +212,7 @@ impl<T> StoppableJoinHandle<T> {
     fn into_inner(self) -> JoinHandle<T> {
         let this = core::mem::ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again; the handle is moved out once.
-        unsafe { ptr::read(&raw const this.handle) }
+        unsafe { core::ptr::read(&raw const this.handle) }
     }
 }
 
@@ -240,7 +220,7 @@ fn rewrap<T>(
     e: JoinError<JoinHandle<T>>,
     state: NonNull<StopState>,
 ) -> JoinError<StoppableJoinHandle<T>> {
-    let kind = e.kind();
+    let kind: JoinErrorKind = e.kind();
     JoinError::new(kind, StoppableJoinHandle::new(e.into_handle(), state))
 }
 

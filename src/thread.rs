@@ -1,24 +1,16 @@
-//! Spawning system threads, and what a thread can ask about itself.
+//! Spawning system threads, and what a thread can do about itself.
 
-use core::fmt;
 use core::time::Duration;
 
-use crate::error::{IrqlError, SpawnError};
-use crate::irql::{self, Irql};
+use crate::builder::Builder;
+use crate::error::SpawnError;
+use crate::irql::IrqlError;
 use crate::join::JoinHandle;
-use crate::packet::{self, Options};
-use crate::stop::{StopState, StopToken, StoppableJoinHandle};
-use crate::sys;
+use crate::kernel::irql::{AtMostApc, Passive};
+use crate::kernel::wait;
+use crate::stop::{StopToken, StoppableJoinHandle};
 
-/// The kernel's id of a thread (`CLIENT_ID::UniqueThread`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ThreadId(pub usize);
-
-impl fmt::Display for ThreadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#x}", self.0)
-    }
-}
+pub use crate::kernel::thread::current_id;
 
 /// Entry point for system threads: threads of the system process that run driver code.
 ///
@@ -54,15 +46,13 @@ impl SystemThread {
     /// assert_eq!(handle.join().ok(), Some(42));
     /// # Ok::<(), system_thread::SpawnError>(())
     /// ```
+    #[inline]
     pub fn spawn<F, T>(f: F) -> Result<JoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        // SAFETY: `F` and `T` are 'static and the handle joins before the packet is freed.
-        let spawned =
-            unsafe { packet::spawn_unchecked::<(), _, T>(&Options::default(), move |()| f()) }?;
-        Ok(JoinHandle::new(spawned.raw, spawned.value, false))
+        Builder::new().spawn(f)
     }
 
     /// Runs `f` on a new system thread that can be asked to stop: `f` receives a
@@ -91,32 +81,14 @@ impl SystemThread {
     ///
     /// # Errors
     /// As [`SystemThread::spawn`].
+    #[inline]
     pub fn spawn_stoppable<F, T>(f: F) -> Result<StoppableJoinHandle<T>, SpawnError>
     where
         F: FnOnce(&StopToken) -> T + Send + 'static,
         T: Send + 'static,
     {
-        // SAFETY: `F` and `T` are 'static and the handle joins before the packet is freed.
-        let spawned = unsafe {
-            packet::spawn_unchecked::<StopState, _, T>(&Options::default(), move |s: &StopState| {
-                f(s.token())
-            })
-        }?;
-        Ok(StoppableJoinHandle::new(
-            JoinHandle::new(spawned.raw, spawned.value, false),
-            spawned.extra,
-        ))
+        Builder::new().spawn_stoppable(f)
     }
-}
-
-/// The id of the calling thread (`PsGetCurrentThreadId`).
-///
-/// # IRQL
-/// Any.
-#[must_use]
-pub fn current_id() -> ThreadId {
-    // SAFETY: PsGetCurrentThreadId has no preconditions.
-    ThreadId(unsafe { sys::PsGetCurrentThreadId() }.addr())
 }
 
 /// Puts the calling thread to sleep for at least `duration` (`KeDelayExecutionThread`,
@@ -128,11 +100,7 @@ pub fn current_id() -> ThreadId {
 /// # Errors
 /// [`IrqlError`] when called above `APC_LEVEL`.
 pub fn sleep(duration: Duration) -> Result<(), IrqlError> {
-    irql::require(Irql::APC)?;
-    let mut interval = sys::LARGE_INTEGER { QuadPart: packet::relative_100ns(duration) };
-    // SAFETY: the interval is a live local; non-alertable kernel-mode waits only return
-    // STATUS_SUCCESS, so the status carries nothing.
-    let _ = unsafe { sys::KeDelayExecutionThread(sys::KERNEL_MODE, 0, &raw mut interval) };
+    wait::delay(AtMostApc::check()?, duration);
     Ok(())
 }
 
@@ -145,9 +113,6 @@ pub fn sleep(duration: Duration) -> Result<(), IrqlError> {
 /// # Errors
 /// [`IrqlError`] when called above `PASSIVE_LEVEL`.
 pub fn yield_now() -> Result<(), IrqlError> {
-    irql::require(Irql::PASSIVE)?;
-    // SAFETY: no preconditions besides the IRQL checked above; STATUS_NO_YIELD_PERFORMED is
-    // not an error.
-    let _ = unsafe { sys::ZwYieldExecution() };
+    wait::yield_now(Passive::check()?);
     Ok(())
 }

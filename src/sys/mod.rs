@@ -61,6 +61,55 @@ pub(crate) type KeSetSystemGroupAffinityThreadFn =
 /// Signature of `KeRevertToUserGroupAffinityThread` (Windows 7+), resolved at run time.
 pub(crate) type KeRevertToUserGroupAffinityThreadFn = unsafe extern "C" fn(*mut GROUP_AFFINITY);
 
+#[cfg(windows)]
+mod kernel_state {
+    use core::ffi::c_void;
+    use core::ptr::{self, NonNull};
+    use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+    /// Per optional routine: NULL (not looked up yet), `ABSENT`, or its address.
+    static ROUTINES: [AtomicPtr<c_void>; 3] = [const { AtomicPtr::new(ptr::null_mut()) }; 3];
+    /// Never a routine's address (no code lives at address 1).
+    const ABSENT: *mut c_void = ptr::dangling_mut();
+    static LIVE_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+    /// The routines resolved at run time with `MmGetSystemRoutineAddress`.
+    const OPTIONAL_ROUTINES: [&str; 3] = [
+        "IoCreateSystemThread",
+        "KeSetSystemGroupAffinityThread",
+        "KeRevertToUserGroupAffinityThread",
+    ];
+
+    /// The routine `name` (one of `OPTIONAL_ROUTINES`), resolved once with `resolve`. Two
+    /// threads may both resolve it; both store the same answer.
+    pub(crate) fn cached_routine(
+        name: &str,
+        resolve: impl FnOnce() -> Option<NonNull<c_void>>,
+    ) -> Option<NonNull<c_void>> {
+        let index = OPTIONAL_ROUTINES.iter().position(|n| *n == name)?;
+        let slot = ROUTINES.get(index)?;
+        let cached = slot.load(Ordering::Acquire);
+        if cached == ABSENT {
+            return None;
+        }
+        if let Some(address) = NonNull::new(cached) {
+            return Some(address);
+        }
+        let resolved = resolve();
+        slot.store(resolved.map_or(ABSENT, NonNull::as_ptr), Ordering::Release);
+        resolved
+    }
+
+    /// The driver's count of live threads.
+    pub(crate) fn live_threads<R>(f: impl FnOnce(&AtomicUsize) -> R) -> R {
+        f(&LIVE_THREADS)
+    }
+}
+#[cfg(not(windows))]
+pub(crate) use host::{cached_routine, live_threads};
+#[cfg(windows)]
+pub(crate) use kernel_state::{cached_routine, live_threads};
+
 /// `STATUS_TIMEOUT`: a wait's timeout expired.
 pub(crate) const STATUS_TIMEOUT: NTSTATUS = 0x102;
 /// `STATUS_SUCCESS`.

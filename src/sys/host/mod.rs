@@ -6,6 +6,7 @@
 extern crate std;
 
 pub mod model;
+mod rt;
 
 use core::ffi::c_void;
 use core::time::Duration;
@@ -66,11 +67,44 @@ unsafe fn relative_timeout(timeout: PLARGE_INTEGER, routine: &str) -> Option<Dur
     Some(Duration::from_nanos(value.unsigned_abs().saturating_mul(100)))
 }
 
+/// The dispatcher header of a thread object or event passed to `call`; stops the model with a
+/// message naming the call and the object when it is neither, or a thread object without
+/// references.
+///
 /// # Safety
-/// `object` is a thread object or an initialized `KEVENT` of the model.
-unsafe fn dispatcher<'a>(object: PVOID) -> &'a Dispatcher {
-    // SAFETY: both object kinds start with a `Dispatcher` (repr(C)), per the caller's contract.
+/// `object` points to readable memory of at least a `Dispatcher` (what a driver passes as a
+/// dispatcher object).
+unsafe fn dispatcher<'a>(object: PVOID, call: &str) -> &'a Dispatcher {
+    if object.is_null() {
+        bugcheck(&std::format!("{call}: NULL object"));
+    }
+    // SAFETY: readable (caller's contract); both object kinds start with their `Dispatcher`,
+    // whose first field is its kind (repr(C)).
+    let kind = unsafe { object.cast::<usize>().read() };
+    match kind {
+        // SAFETY: a thread object of the model (its kind says so); they are never freed while
+        // their kernel lives.
+        model::THREAD_OBJECT => unsafe { &*object.cast::<ThreadObject>() }.check_alive(call),
+        model::EVENT_OBJECT => {}
+        _ => bugcheck(&std::format!(
+            "{call}: {object:p} is not a dispatcher object (an event never initialized, or freed)"
+        )),
+    }
+    // SAFETY: checked above: a live thread object or an initialized event.
     unsafe { &*object.cast::<Dispatcher>() }
+}
+
+/// The routine `name`, resolved once per model kernel.
+pub(crate) fn cached_routine(
+    name: &'static str,
+    resolve: impl FnOnce() -> Option<core::ptr::NonNull<c_void>>,
+) -> Option<core::ptr::NonNull<c_void>> {
+    State::current().cached_routine(name, resolve)
+}
+
+/// The calling thread's kernel's count of the driver's live threads.
+pub(crate) fn live_threads<R>(f: impl FnOnce(&std::sync::atomic::AtomicUsize) -> R) -> R {
+    f(&State::current().live_threads)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -194,7 +228,7 @@ pub unsafe extern "C" fn ObReferenceObjectByHandle(
         return STATUS_INVALID_HANDLE;
     };
     // SAFETY: the handle table holds a reference, so the object is alive.
-    unsafe { &*object }.add_ref();
+    unsafe { &*object }.add_ref("ObReferenceObjectByHandle");
     kernel.add_references(1);
     // SAFETY: Object must be writable (routine contract).
     unsafe { Object.write(object.cast_mut().cast()) };
@@ -204,12 +238,13 @@ pub unsafe extern "C" fn ObReferenceObjectByHandle(
 pub unsafe extern "C" fn ObfDereferenceObject(Object: PVOID) -> LONG_PTR {
     require_irql(DISPATCH_LEVEL, "ObfDereferenceObject");
     let object = Object.cast::<ThreadObject>().cast_const();
-    // SAFETY: the caller owns a reference on this thread object (routine contract).
-    let kernel = Arc::clone(&unsafe { &*object }.kernel);
+    // SAFETY: the pointer is a model thread object (routine contract); they stay allocated
+    // while their kernel lives.
+    let kernel = unsafe { &*object }.kernel();
     let _ = kernel.enter(Call::ObfDereferenceObject);
     kernel.add_references(-1);
-    // SAFETY: the caller's reference is given up here, exactly once.
-    unsafe { ThreadObject::release(object) };
+    // SAFETY: the caller's reference is given up here (a second release is reported).
+    unsafe { ThreadObject::release(object, "ObfDereferenceObject") };
     0
 }
 
@@ -219,10 +254,13 @@ pub unsafe extern "C" fn ZwClose(Handle: HANDLE) -> NTSTATUS {
         Err(status) => return status,
     };
     let Some(object) = kernel.remove_handle(Handle.addr()) else {
-        bugcheck("INVALID_KERNEL_HANDLE: ZwClose of a handle that is not open");
+        bugcheck(&std::format!(
+            "INVALID_KERNEL_HANDLE: ZwClose({:#x}): the handle is not open (closed twice?)",
+            Handle.addr()
+        ));
     };
     // SAFETY: the handle owned one reference on the object; it is given up here.
-    unsafe { ThreadObject::release(object) };
+    unsafe { ThreadObject::release(object, "ZwClose") };
     STATUS_SUCCESS
 }
 
@@ -245,7 +283,9 @@ pub unsafe extern "C" fn ZwWaitForSingleObject(
     // SAFETY: Timeout is NULL or readable (routine contract).
     let timeout = unsafe { relative_timeout(Timeout, "ZwWaitForSingleObject") };
     // SAFETY: handles of the model refer to thread objects, kept alive by the open handle.
-    wait_status(unsafe { dispatcher(object.cast_mut().cast()) }.wait(timeout))
+    wait_status(
+        unsafe { dispatcher(object.cast_mut().cast(), "ZwWaitForSingleObject") }.wait(timeout),
+    )
 }
 
 pub unsafe extern "C" fn KeWaitForSingleObject(
@@ -266,7 +306,7 @@ pub unsafe extern "C" fn KeWaitForSingleObject(
         return status;
     }
     // SAFETY: Object is a dispatcher object the caller keeps alive (routine contract).
-    wait_status(unsafe { dispatcher(Object) }.wait(timeout))
+    wait_status(unsafe { dispatcher(Object, "KeWaitForSingleObject") }.wait(timeout))
 }
 
 pub unsafe extern "C" fn KeDelayExecutionThread(
@@ -280,7 +320,7 @@ pub unsafe extern "C" fn KeDelayExecutionThread(
     }
     // SAFETY: Interval is readable (routine contract).
     let interval = unsafe { relative_timeout(Interval, "KeDelayExecutionThread") };
-    std::thread::sleep(interval.unwrap_or(Duration::ZERO));
+    rt::sleep(interval.unwrap_or(Duration::ZERO));
     STATUS_SUCCESS
 }
 
@@ -291,9 +331,11 @@ pub unsafe extern "C" fn KeSetPriorityThread(Thread: PKTHREAD, Priority: KPRIORI
     }
     // SAFETY: the caller holds a reference on this thread object (routine contract).
     let object = unsafe { &*Thread.cast::<ThreadObject>() };
-    let _ = object.kernel.enter(Call::KeSetPriorityThread);
+    object.check_alive("KeSetPriorityThread");
+    let kernel = object.kernel();
+    let _ = kernel.enter(Call::KeSetPriorityThread);
     let mut previous = model::DEFAULT_PRIORITY;
-    object.kernel.record(object.id, |r| {
+    kernel.record(object.id, |r| {
         previous = r.priority.unwrap_or(model::DEFAULT_PRIORITY);
         r.priority = Some(Priority);
     });
@@ -347,7 +389,7 @@ pub unsafe extern "C" fn ZwYieldExecution() -> NTSTATUS {
     if let Some(status) = State::current().enter(Call::ZwYieldExecution) {
         return status;
     }
-    std::thread::yield_now();
+    rt::yield_now();
     STATUS_SUCCESS
 }
 
@@ -355,7 +397,11 @@ pub unsafe extern "C" fn KeInitializeEvent(Event: PRKEVENT, Type: EVENT_TYPE, St
     let _ = self::State::current().enter(Call::KeInitializeEvent);
     let auto_reset = Type != NOTIFICATION_EVENT;
     // SAFETY: Event points to writable storage for a KEVENT (routine contract).
-    unsafe { Event.write(KEVENT { dispatcher: Dispatcher::new(State != 0, auto_reset) }) };
+    unsafe {
+        Event.write(KEVENT {
+            dispatcher: Dispatcher::new(model::EVENT_OBJECT, State != 0, auto_reset),
+        })
+    };
 }
 
 pub unsafe extern "C" fn KeSetEvent(
@@ -394,7 +440,7 @@ pub unsafe extern "C" fn MmGetSystemRoutineAddress(SystemRoutineName: PUNICODE_S
     }
 }
 
-fn pool_allocate(size: SIZE_T) -> PVOID {
+fn pool_allocate(size: SIZE_T, tag: ULONG) -> PVOID {
     require_irql(DISPATCH_LEVEL, "ExAllocatePoolWithTag");
     let kernel = State::current();
     if kernel.enter(Call::ExAllocatePoolWithTag).is_some() {
@@ -409,7 +455,7 @@ fn pool_allocate(size: SIZE_T) -> PVOID {
     // SAFETY: the layout has a non-zero size.
     let block = unsafe { std::alloc::alloc(layout) };
     if !block.is_null() {
-        kernel.pool_insert(block.addr(), layout);
+        kernel.pool_insert(block.addr(), layout, tag);
     }
     block.cast()
 }
@@ -417,9 +463,9 @@ fn pool_allocate(size: SIZE_T) -> PVOID {
 pub unsafe extern "C" fn ExAllocatePoolWithTag(
     _PoolType: POOL_TYPE,
     NumberOfBytes: SIZE_T,
-    _Tag: ULONG,
+    Tag: ULONG,
 ) -> PVOID {
-    pool_allocate(NumberOfBytes)
+    pool_allocate(NumberOfBytes, Tag)
 }
 
 /// Allocates pool as the `ntoskrnl` provider does, with `ExAllocatePoolWithTag`.
@@ -431,13 +477,22 @@ pub unsafe fn allocate_pool(size: usize, tag: u32) -> PVOID {
     unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX, size as SIZE_T, tag) }
 }
 
-pub unsafe extern "C" fn ExFreePoolWithTag(P: PVOID, _Tag: ULONG) {
+pub unsafe extern "C" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
     require_irql(DISPATCH_LEVEL, "ExFreePoolWithTag");
     let kernel = State::current();
     let _ = kernel.enter(Call::ExFreePoolWithTag);
-    let Some(layout) = kernel.pool_remove(P.addr()) else {
-        bugcheck("BAD_POOL_CALLER: ExFreePoolWithTag of memory that is not an allocation");
+    let Some((layout, allocated_tag)) = kernel.pool_remove(P.addr()) else {
+        bugcheck(&std::format!(
+            "BAD_POOL_CALLER: ExFreePoolWithTag({P:p}): not a live allocation of this kernel \
+             (freed twice?)"
+        ));
     };
+    if Tag != allocated_tag {
+        bugcheck(&std::format!(
+            "BAD_POOL_CALLER: ExFreePoolWithTag({P:p}, tag {Tag:#010x}): allocated with tag \
+             {allocated_tag:#010x}"
+        ));
+    }
     // SAFETY: P was allocated by pool_allocate with this layout and is freed once (removed).
     unsafe { std::alloc::dealloc(P.cast(), layout) };
 }

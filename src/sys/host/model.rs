@@ -35,9 +35,10 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::string::String;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::thread::JoinHandle as StdJoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
+
+use super::rt;
 use std::vec::Vec;
 
 /// Kernel routines of the model whose calls are counted and can be made to fail.
@@ -116,6 +117,9 @@ pub struct Outstanding {
     pub running_threads: usize,
     /// References the kernel holds on I/O objects for threads made by `IoCreateSystemThread`.
     pub io_object_references: usize,
+    /// Threads the driver spawned and has not joined or detached
+    /// (`system_thread::live_threads`).
+    pub live_threads: usize,
 }
 
 /// What the model recorded about one system thread.
@@ -141,22 +145,29 @@ pub struct ThreadRecord {
 
 pub(super) const DEFAULT_PRIORITY: i32 = 8;
 
+/// Marks a dispatcher header as a thread object's.
+pub(super) const THREAD_OBJECT: usize = 0x5448_5244; // "THRD"
+/// Marks a dispatcher header as an initialized event's.
+pub(super) const EVENT_OBJECT: usize = 0x4556_4e54; // "EVNT"
+
 /// A waitable object: the first field of every thread object and host `KEVENT`.
 #[repr(C)]
 pub struct Dispatcher {
-    signalled: Mutex<bool>,
-    cv: Condvar,
+    /// `THREAD_OBJECT` or `EVENT_OBJECT`: lets a wait tell a live object from anything else.
+    pub(super) kind: usize,
+    signalled: rt::Mutex<bool>,
+    cv: rt::Condvar,
     auto_reset: bool,
 }
 
 impl Dispatcher {
-    pub(super) fn new(signalled: bool, auto_reset: bool) -> Self {
-        Self { signalled: Mutex::new(signalled), cv: Condvar::new(), auto_reset }
+    pub(super) fn new(kind: usize, signalled: bool, auto_reset: bool) -> Self {
+        Self { kind, signalled: rt::Mutex::new(signalled), cv: rt::Condvar::new(), auto_reset }
     }
 
     /// Sets the object signalled; returns the previous state.
     pub(super) fn signal(&self) -> bool {
-        let mut state = lock(&self.signalled);
+        let mut state = self.signalled.lock().unwrap_or_else(PoisonError::into_inner);
         let previous = *state;
         *state = true;
         self.cv.notify_all();
@@ -165,21 +176,8 @@ impl Dispatcher {
 
     /// Waits until signalled or until `timeout` passes (`None`: forever). True if signalled.
     pub(super) fn wait(&self, timeout: Option<Duration>) -> bool {
-        let mut state = lock(&self.signalled);
-        match timeout {
-            None => {
-                while !*state {
-                    state = self.cv.wait(state).unwrap_or_else(PoisonError::into_inner);
-                }
-            }
-            Some(timeout) => {
-                let (guard, _) = self
-                    .cv
-                    .wait_timeout_while(state, timeout, |s| !*s)
-                    .unwrap_or_else(PoisonError::into_inner);
-                state = guard;
-            }
-        }
+        let state = self.signalled.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = rt::wait_until(&self.cv, state, timeout, |s| *s);
         let signalled = *state;
         if signalled && self.auto_reset {
             *state = false;
@@ -189,31 +187,52 @@ impl Dispatcher {
 }
 
 /// A model thread object (`ETHREAD`). Reached through raw pointers handed to the driver.
+///
+/// Like Driver Verifier, the model never reuses a thread object: when its last reference is
+/// gone the object stays allocated (until its kernel is dropped), marked dead, so that a later
+/// wait, reference or dereference is reported by name instead of touching freed memory.
 #[repr(C)]
 pub(super) struct ThreadObject {
     pub(super) dispatcher: Dispatcher,
     /// References: handles, driver references, and one held by the running thread.
     refs: AtomicUsize,
     pub(super) id: usize,
-    pub(super) kernel: Arc<State>,
+    pub(super) kernel: Weak<State>,
 }
 
 impl ThreadObject {
-    pub(super) fn add_ref(&self) {
+    /// Stops the model unless the object still has a reference: the check a use of a thread
+    /// object pointer makes first.
+    pub(super) fn check_alive(&self, call: &str) {
+        if self.refs.load(Ordering::Acquire) == 0 {
+            bugcheck(&std::format!(
+                "{call}: thread object {:p} (thread {:#x}) has no reference left: used after its \
+                 last ObfDereferenceObject",
+                core::ptr::from_ref(self),
+                self.id
+            ));
+        }
+    }
+
+    pub(super) fn add_ref(&self, call: &str) {
+        self.check_alive(call);
         self.refs.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Drops one reference; frees the object when it was the last.
+    /// The object's kernel (alive while any of its objects is used).
+    pub(super) fn kernel(&self) -> Arc<State> {
+        self.kernel.upgrade().unwrap_or_else(|| bugcheck("a thread object outlived its kernel"))
+    }
+
+    /// Drops one reference; the last one marks the object dead.
     ///
     /// # Safety
-    /// `this` came from `Box::into_raw` in `create_thread` and the caller owns one reference.
-    pub(super) unsafe fn release(this: *const Self) {
-        // SAFETY: the caller owns a reference, so the object is alive.
-        let previous = unsafe { &*this }.refs.fetch_sub(1, Ordering::AcqRel);
-        if previous == 1 {
-            // SAFETY: that was the last reference; nobody else can reach the object.
-            drop(unsafe { Box::from_raw(this.cast_mut()) });
-        }
+    /// `this` came from `create_thread` and its kernel is alive.
+    pub(super) unsafe fn release(this: *const Self, call: &str) {
+        // SAFETY: thread objects stay allocated while their kernel lives (caller's contract).
+        let object = unsafe { &*this };
+        object.check_alive(call);
+        object.refs.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -240,20 +259,38 @@ struct Inner {
     calls: BTreeMap<Call, usize>,
     faults: Vec<(Call, usize, i32)>,
     hidden: Vec<Call>,
-    pool: HashMap<usize, std::alloc::Layout>,
+    /// Live pool blocks: layout and tag.
+    pool: HashMap<usize, (std::alloc::Layout, u32)>,
+    /// Every thread object ever created (freed with the kernel).
+    objects: Vec<SendPtr<ThreadObject>>,
+    /// `MmGetSystemRoutineAddress` answers cached by the driver, by routine name.
+    routine_cache: HashMap<&'static str, Option<SendPtr<c_void>>>,
     handles: HashMap<usize, SendPtr<ThreadObject>>,
     next_handle: usize,
     references: usize,
     running: usize,
     io_refs: HashMap<usize, usize>,
     threads: BTreeMap<usize, ThreadRecord>,
-    os_threads: Vec<StdJoinHandle<()>>,
+    os_threads: Vec<rt::Thread>,
     start_irql: u8,
 }
 
 /// The state of one model kernel.
 pub(super) struct State {
     inner: Mutex<Inner>,
+    /// The driver's count of live threads (`system_thread::live_threads`).
+    pub(super) live_threads: AtomicUsize,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for object in inner.objects.drain(..) {
+            // SAFETY: made by `Box::into_raw` in `create_thread`; nothing uses an object of a
+            // kernel that is gone (its threads and handles hold the kernel).
+            drop(unsafe { Box::from_raw(object.get()) });
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -268,11 +305,11 @@ pub(super) fn bugcheck(what: &str) -> ! {
 
 static NEXT_THREAD_ID: AtomicUsize = AtomicUsize::new(0x1000);
 
-std::thread_local! {
-    static CURRENT: RefCell<Option<Arc<State>>> = const { RefCell::new(None) };
-    static IRQL: Cell<u8> = const { Cell::new(0) };
-    static THREAD_ID: Cell<usize> = const { Cell::new(0) };
-    static AFFINITY: Cell<Option<(u16, u64)>> = const { Cell::new(None) };
+rt::model_thread_local! {
+    static CURRENT: RefCell<Option<Arc<State>>> = RefCell::new(None);
+    static IRQL: Cell<u8> = Cell::new(0);
+    static THREAD_ID: Cell<usize> = Cell::new(0);
+    static AFFINITY: Cell<Option<(u16, u64)>> = Cell::new(None);
 }
 
 fn default_kernel() -> &'static Arc<State> {
@@ -282,7 +319,10 @@ fn default_kernel() -> &'static Arc<State> {
 
 impl State {
     fn new() -> Arc<Self> {
-        Arc::new(Self { inner: Mutex::new(Inner { next_handle: 4, ..Inner::default() }) })
+        Arc::new(Self {
+            inner: Mutex::new(Inner { next_handle: 4, ..Inner::default() }),
+            live_threads: AtomicUsize::new(0),
+        })
     }
 
     /// The kernel of the calling thread.
@@ -304,12 +344,26 @@ impl State {
         lock(&self.inner).hidden.contains(&call)
     }
 
-    pub(super) fn pool_insert(&self, address: usize, layout: std::alloc::Layout) {
-        lock(&self.inner).pool.insert(address, layout);
+    pub(super) fn pool_insert(&self, address: usize, layout: std::alloc::Layout, tag: u32) {
+        lock(&self.inner).pool.insert(address, (layout, tag));
     }
 
-    pub(super) fn pool_remove(&self, address: usize) -> Option<std::alloc::Layout> {
+    pub(super) fn pool_remove(&self, address: usize) -> Option<(std::alloc::Layout, u32)> {
         lock(&self.inner).pool.remove(&address)
+    }
+
+    /// The cached answer for routine `name`, or `resolve`'s (made without holding the lock).
+    pub(super) fn cached_routine(
+        &self,
+        name: &'static str,
+        resolve: impl FnOnce() -> Option<core::ptr::NonNull<c_void>>,
+    ) -> Option<core::ptr::NonNull<c_void>> {
+        if let Some(cached) = lock(&self.inner).routine_cache.get(name) {
+            return cached.and_then(|p| core::ptr::NonNull::new(p.get()));
+        }
+        let resolved = resolve();
+        lock(&self.inner).routine_cache.insert(name, resolved.map(|p| SendPtr(p.as_ptr())));
+        resolved
     }
 
     pub(super) fn insert_handle(&self, object: *const ThreadObject) -> usize {
@@ -342,20 +396,18 @@ impl State {
     /// Joins the OS threads that have exited; all of them once every start routine has
     /// returned (their OS threads are then only exiting).
     fn reap_os_threads(&self) {
-        let exited: Vec<StdJoinHandle<()>> = {
+        let exited: Vec<rt::Thread> = {
             let mut inner = lock(&self.inner);
             if inner.running == 0 {
                 inner.os_threads.drain(..).collect()
             } else {
-                let (done, running) =
-                    inner.os_threads.drain(..).partition(StdJoinHandle::is_finished);
+                let (done, running) = inner.os_threads.drain(..).partition(rt::is_finished);
                 inner.os_threads = running;
                 done
             }
         };
         for handle in exited {
-            // A panic inside a model thread has already aborted the process.
-            let _ = handle.join();
+            rt::join(handle);
         }
     }
 
@@ -369,10 +421,10 @@ impl State {
     ) -> Result<(*const ThreadObject, usize), i32> {
         let id = NEXT_THREAD_ID.fetch_add(4, Ordering::Relaxed);
         let object = Box::into_raw(Box::new(ThreadObject {
-            dispatcher: Dispatcher::new(false, false),
+            dispatcher: Dispatcher::new(THREAD_OBJECT, false, false),
             refs: AtomicUsize::new(2),
             id,
-            kernel: Arc::clone(self),
+            kernel: Arc::downgrade(self),
         }));
         let io_object = record.io_object;
         let start_irql = {
@@ -389,7 +441,7 @@ impl State {
         let context = SendPtr(context);
         // Unnamed: naming an OS thread costs an allocation and a system call per spawn, which
         // would show in the throughput comparison with `std::thread`.
-        let spawned = std::thread::Builder::new().spawn(move || {
+        let spawned = rt::spawn(Box::new(move || {
             CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(&kernel)));
             THREAD_ID.with(|t| t.set(id));
             IRQL.with(|i| i.set(start_irql));
@@ -413,13 +465,15 @@ impl State {
             // SAFETY: the running thread holds one reference until the release below.
             unsafe { &*object }.dispatcher.signal();
             // SAFETY: that reference is the running thread's own, given up here.
-            unsafe { ThreadObject::release(object) };
+            unsafe { ThreadObject::release(object, "thread exit") };
             CURRENT.with(|c| *c.borrow_mut() = None);
-        });
-        if let Ok(join) = spawned {
+        }));
+        if let Some(join) = spawned {
             // Reap OS threads that have exited, so that a long run keeps no zombie stacks.
             self.reap_os_threads();
-            lock(&self.inner).os_threads.push(join);
+            let mut inner = lock(&self.inner);
+            inner.os_threads.push(join);
+            inner.objects.push(SendPtr(object));
             return Ok((object.cast_const(), id));
         }
         let mut inner = lock(&self.inner);
@@ -539,6 +593,7 @@ impl Kernel {
             references: inner.references,
             running_threads: inner.running,
             io_object_references: inner.io_refs.values().sum(),
+            live_threads: self.state.live_threads.load(Ordering::Relaxed),
         }
     }
 

@@ -1,0 +1,139 @@
+//! Kernel routines that not every kernel exports, looked up once with
+//! `MmGetSystemRoutineAddress` and cached.
+
+use core::ffi::c_void;
+use core::ptr::NonNull;
+
+use super::irql::{AtMostDispatch, Passive};
+use crate::sys;
+
+/// `name` in UTF-16, for a routine name known at compile time (ASCII).
+const fn utf16<const N: usize>(name: &str) -> [u16; N] {
+    let bytes = name.as_bytes();
+    let mut out = [0u16; N];
+    let mut i = 0;
+    while i < bytes.len() && i < N {
+        out[i] = bytes[i] as u16;
+        i += 1;
+    }
+    out
+}
+
+/// Looks up an exported routine by its UTF-16 name; `None` where this kernel lacks it.
+fn lookup(_: Passive, name: &[u16]) -> Option<NonNull<c_void>> {
+    let bytes = u16::try_from(name.len() * 2).ok()?;
+    let mut string = sys::UNICODE_STRING {
+        Length: bytes,
+        MaximumLength: bytes,
+        Buffer: name.as_ptr().cast_mut(),
+    };
+    // SAFETY: the string is valid for the call, which only reads it; the proof shows
+    // PASSIVE_LEVEL.
+    NonNull::new(unsafe { sys::MmGetSystemRoutineAddress(&raw mut string) })
+}
+
+/// Resolves the optional routine `name` once per kernel (`sys` caches the answer).
+fn resolve(passive: Passive, name: &'static str) -> Option<NonNull<c_void>> {
+    sys::cached_routine(name, || {
+        // Names are at most 40 ASCII characters (`sys::OPTIONAL_ROUTINES`).
+        let units: [u16; 40] = utf16(name);
+        lookup(passive, units.get(..name.len())?)
+    })
+}
+
+/// Declares a resolver for an optional routine, returning it as its function pointer type.
+macro_rules! optional_routine {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy)]
+        pub(crate) struct $name(pub(crate) $ty);
+
+        impl $name {
+            /// The exported name.
+            pub(crate) const NAME: &'static str = stringify!($name);
+
+            /// The routine, or `None` where this kernel does not export it.
+            pub(crate) fn get(passive: Passive) -> Option<Self> {
+                let address = resolve(passive, Self::NAME)?;
+                // SAFETY: the kernel exports this routine under this name with this signature
+                // (asserted against the bindings in `sys`); a code address converts to a
+                // function pointer of the same size.
+                Some(Self(unsafe { core::mem::transmute::<*mut c_void, $ty>(address.as_ptr()) }))
+            }
+        }
+    };
+}
+
+optional_routine!(
+    /// `IoCreateSystemThread` (Windows 8+).
+    IoCreateSystemThread: sys::IoCreateSystemThreadFn
+);
+optional_routine!(
+    /// `KeSetSystemGroupAffinityThread` (Windows 7+).
+    KeSetSystemGroupAffinityThread: sys::KeSetSystemGroupAffinityThreadFn
+);
+optional_routine!(
+    /// `KeRevertToUserGroupAffinityThread` (Windows 7+).
+    KeRevertToUserGroupAffinityThread: sys::KeRevertToUserGroupAffinityThreadFn
+);
+
+/// A group affinity to run a thread with, and the routines that apply and revert it.
+///
+/// # Invariants
+/// `mask` is not empty.
+#[derive(Clone, Copy)]
+pub(crate) struct Affinity {
+    set: KeSetSystemGroupAffinityThread,
+    revert: KeRevertToUserGroupAffinityThread,
+    group: u16,
+    mask: u64,
+}
+
+impl Affinity {
+    /// Resolves the routines for `group`/`mask`; `Err` names a routine this kernel lacks.
+    ///
+    /// # Panics
+    /// Never; an empty `mask` is refused by the caller (`None` here too).
+    pub(crate) fn new(
+        passive: Passive,
+        group: u16,
+        mask: u64,
+    ) -> Result<Option<Self>, &'static str> {
+        if mask == 0 {
+            return Ok(None);
+        }
+        let set = KeSetSystemGroupAffinityThread::get(passive)
+            .ok_or(KeSetSystemGroupAffinityThread::NAME)?;
+        let revert = KeRevertToUserGroupAffinityThread::get(passive)
+            .ok_or(KeRevertToUserGroupAffinityThread::NAME)?;
+        // INVARIANT: the mask was checked above.
+        Ok(Some(Self { set, revert, group, mask }))
+    }
+
+    /// Applies the affinity to the calling thread until the guard is dropped.
+    pub(crate) fn enter(&self, _: AtMostDispatch) -> AffinityGuard {
+        let mut affinity =
+            sys::GROUP_AFFINITY { Mask: self.mask, Group: self.group, Reserved: [0; 3] };
+        let mut previous = sys::GROUP_AFFINITY { Mask: 0, Group: 0, Reserved: [0; 3] };
+        // SAFETY: resolved by name with this signature; both structures are live locals; the
+        // mask is non-empty (type invariant); the proof shows IRQL <= DISPATCH_LEVEL.
+        unsafe { (self.set.0)(&raw mut affinity, &raw mut previous) };
+        AffinityGuard { revert: self.revert, previous }
+    }
+}
+
+/// Restores the calling thread's previous affinity when dropped, on the same thread (it is not
+/// `Send`: it holds a raw-pointer marker).
+pub(crate) struct AffinityGuard {
+    revert: KeRevertToUserGroupAffinityThread,
+    previous: sys::GROUP_AFFINITY,
+}
+
+impl Drop for AffinityGuard {
+    fn drop(&mut self) {
+        // SAFETY: `previous` is what KeSetSystemGroupAffinityThread returned on this thread,
+        // which still runs at the IRQL it had then (the thread's closure returned at
+        // PASSIVE_LEVEL, asserted by the start routine).
+        unsafe { (self.revert.0)(&raw mut self.previous) };
+    }
+}

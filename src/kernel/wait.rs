@@ -1,0 +1,95 @@
+//! Waiting: the one `KeWaitForSingleObject` call, delays and yields.
+
+use core::ffi::c_void;
+use core::ptr;
+use core::time::Duration;
+
+use super::irql::{AtMostApc, AtMostDispatch, Passive};
+use crate::status::NtStatus;
+use crate::sys;
+
+/// Why a wait returned without its object being signalled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitError {
+    /// The timeout passed.
+    TimedOut,
+    /// The kernel returned another status.
+    Failed(NtStatus),
+}
+
+/// A relative timeout in the kernel's form: negative, in 100 ns units, rounded up.
+pub(crate) fn relative_100ns(duration: Duration) -> i64 {
+    let ticks = duration.as_nanos().div_ceil(100);
+    -i64::try_from(ticks).unwrap_or(i64::MAX)
+}
+
+/// How long a wait may take.
+#[derive(Clone, Copy)]
+pub(crate) enum Timeout {
+    /// Until the object is signalled.
+    Never,
+    /// At most this long (zero: a poll).
+    After(Duration),
+}
+
+/// Waits (kernel mode, not alertable) on a dispatcher object.
+///
+/// # Safety
+/// `object` is a dispatcher object (thread or event) that stays alive during the call.
+unsafe fn wait_object(object: *mut c_void, timeout: Timeout) -> Result<(), WaitError> {
+    let mut interval = sys::LARGE_INTEGER { QuadPart: 0 };
+    let interval_ptr = match timeout {
+        Timeout::Never => ptr::null_mut(),
+        Timeout::After(duration) => {
+            interval.QuadPart = relative_100ns(duration);
+            &raw mut interval
+        }
+    };
+    // SAFETY: `object` is a live dispatcher object (caller's contract); the interval is a live
+    // local or NULL; the callers hold the IRQL proof for the timeout they pass.
+    let status = unsafe {
+        sys::KeWaitForSingleObject(object, sys::EXECUTIVE, sys::KERNEL_MODE, 0, interval_ptr)
+    };
+    match status {
+        sys::STATUS_SUCCESS => Ok(()),
+        sys::STATUS_TIMEOUT => Err(WaitError::TimedOut),
+        other => Err(WaitError::Failed(NtStatus(other))),
+    }
+}
+
+/// Waits on `object` for at most `timeout` (or forever).
+///
+/// # Safety
+/// As [`wait_object`].
+pub(crate) unsafe fn wait(
+    _: AtMostApc,
+    object: *mut c_void,
+    timeout: Timeout,
+) -> Result<(), WaitError> {
+    // SAFETY: forwarded; waits with a timeout or none are allowed up to APC_LEVEL.
+    unsafe { wait_object(object, timeout) }
+}
+
+/// Whether `object` is signalled now (a zero-timeout wait).
+///
+/// # Safety
+/// As [`wait_object`].
+pub(crate) unsafe fn poll(_: AtMostDispatch, object: *mut c_void) -> Result<(), WaitError> {
+    // SAFETY: forwarded; a zero-timeout wait is allowed up to DISPATCH_LEVEL.
+    unsafe { wait_object(object, Timeout::After(Duration::ZERO)) }
+}
+
+/// Puts the calling thread to sleep (`KeDelayExecutionThread`, kernel mode, not alertable).
+pub(crate) fn delay(_: AtMostApc, duration: Duration) {
+    let mut interval = sys::LARGE_INTEGER { QuadPart: relative_100ns(duration) };
+    // SAFETY: the interval is a live local; the proof shows IRQL <= APC_LEVEL. Non-alertable
+    // kernel-mode delays only return STATUS_SUCCESS, so the status carries nothing.
+    let _ = unsafe { sys::KeDelayExecutionThread(sys::KERNEL_MODE, 0, &raw mut interval) };
+}
+
+/// Offers the rest of the time slice to another ready thread (`ZwYieldExecution`).
+pub(crate) fn yield_now(_: Passive) {
+    // SAFETY: the proof shows PASSIVE_LEVEL, the only precondition; STATUS_NO_YIELD_PERFORMED
+    // is not an error.
+    let _ = unsafe { sys::ZwYieldExecution() };
+}
