@@ -3,9 +3,12 @@
     python3 tools/emulate/run.py [--wine] [--speakeasy] [--leak-check] [options]
     python3 tools/emulate/run.py --bench      (figures, not a test)
 
-With none of the three stage flags, all three run. Exit status: 0 all checks passed,
-1 a check failed, 2 the harness/environment failed (message says what is missing).
-Caches live in target/emulate/ (venv, Wine prefix, .sys copies, logs, JSON summaries).
+Every run first builds the drivers (x86_64 variants, the aarch64 build, and the `shims`
+variant of both) and checks their PE images (pe_check.py, after installing Wine and fetching
+Wine's arm64 ntoskrnl). With none of the three stage flags, all three run. Exit status:
+0 all checks passed, 1 a check failed, 2 the harness/environment failed (message says what
+is missing). Caches live in target/emulate/ (venv, Wine prefix, Wine's arm64 libwine, .sys
+copies, logs, JSON summaries).
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ Kernel services only live while some non-system Wine process exists, so the sess
 process holds (close-on-exec, so no other Wine process inherits it). Closing it ends the
 session. Everything is torn down on exit, even after exceptions: services are stopped and
 deleted, `wineserver -k`, leftover processes of this prefix are killed, the FIFO removed.
+
+`ensure_wine` installs wine64 (root, apt-get); `ensure_arm64_ntoskrnl` fetches Wine's arm64
+ntoskrnl for the ARM64 import check (downloaded and unpacked, not installed).
 """
 
 from __future__ import annotations
