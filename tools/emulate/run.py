@@ -3,9 +3,12 @@
     python3 tools/emulate/run.py [--wine] [--speakeasy] [--leak-check] [options]
     python3 tools/emulate/run.py --bench      (figures, not a test)
 
-With none of the three stage flags, all three run. Exit status: 0 all checks passed,
-1 a check failed, 2 the harness/environment failed (message says what is missing).
-Caches live in target/emulate/ (venv, Wine prefix, .sys copies, logs, JSON summaries).
+Every run first builds the drivers (x86_64 variants, the aarch64 build, and the `shims`
+variant of both) and checks their PE images (pe_check.py, after installing Wine and fetching
+Wine's arm64 ntoskrnl). With none of the three stage flags, all three run. Exit status:
+0 all checks passed, 1 a check failed, 2 the harness/environment failed (message says what
+is missing). Caches live in target/emulate/ (venv, Wine prefix, Wine's arm64 libwine, .sys
+copies, logs, JSON summaries).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checks  # noqa: E402
 import pe_check  # noqa: E402
 import speakeasy_run  # noqa: E402
-from common import CACHE, LEAK_VARIANTS, HarnessError, build_driver, log  # noqa: E402
+from common import ARM64_TARGET, CACHE, LEAK_VARIANTS, TARGET, HarnessError, build_driver  # noqa: E402,E501
 
 GROUP = "stdemo"           # both drivers of a Wine stage share one winedevice.exe
 TEST_SERVICE = "st_demo"
@@ -133,6 +136,55 @@ def bench(verbose: bool) -> int:
     return 0
 
 
+def pe_stage(built: dict, variant: str, extra: dict, results: dict) -> list[str]:
+    """Static PE checks of every built driver (x86_64 variants and the ARM64 build) against
+    Wine's ntoskrnl of the same architecture, negative controls on the main ones, and the
+    runtime shims executed under unicorn. Returns failure messages."""
+    import wine  # noqa: PLC0415
+
+    # Wine first: the import check reads Wine's ntoskrnl of each architecture, and a
+    # missing one is an error of the check, not a reason to skip it.
+    wine.ensure_wine()
+    x64_ntoskrnl = str(pe_check.wine_ntoskrnl_path("x86_64") or "")
+    arm64_ntoskrnl = str(wine.ensure_arm64_ntoskrnl())
+    jobs = {f"pe-{v}": {"driver": str(p), "arch": "x86_64", "wine_ntoskrnl": x64_ntoskrnl,
+                        "negative_controls": v == variant} for v, p in sorted(built.items())}
+    jobs["pe-aarch64-normal"] = {"driver": str(extra["normal", ARM64_TARGET]),
+                                 "arch": "aarch64", "wine_ntoskrnl": arm64_ntoskrnl,
+                                 "negative_controls": True}
+    jobs["shims-x86_64"] = {"shims": str(extra["shims", TARGET]), "arch": "x86_64"}
+    jobs["shims-aarch64"] = {"shims": str(extra["shims", ARM64_TARGET]), "arch": "aarch64"}
+    checked = dict(zip(jobs, pe_check.check_many(list(jobs.values()))))
+    fails = []
+    for label, res in checked.items():
+        results["stages"][label] = res
+        fails += [f"[{label}] {e}" for e in res["errors"]]
+    for arch in ("x86_64", "aarch64"):
+        rows = {label: res for label, res in checked.items()
+                if jobs[label].get("driver") and jobs[label]["arch"] == arch}
+        main = next(res for label, res in rows.items() if jobs[label]["negative_controls"])
+        info = main["info"]
+        accepted = info["accepted_without_wine"]
+        print(f"PE check {arch} ({info['machine']}): "
+              f"{', '.join(label.rsplit('-', 1)[-1] for label in rows)}: "
+              f"{'ok' if all(res['ok'] for res in rows.values()) else 'FAILED'}")
+        print(f"  imports: {', '.join(info['imports'].get('ntoskrnl.exe', []))}")
+        print(f"  checked against {info['wine_layout']} {info['wine_ntoskrnl']} "
+              f"({info['wine_exports']} exports, {info['wine_stubs']} stubs)"
+              + (f"; not exported by Wine, accepted on Microsoft's documentation: "
+                 f"{', '.join(accepted)}" if accepted else ""))
+        controls = main.get("controls", [])
+        print(f"  negative controls: {sum(c['rejected'] for c in controls)}/{len(controls)} "
+              f"broken copies rejected ({', '.join(c['control'] for c in controls)})")
+        shims = checked[f"shims-{arch}"]
+        print(f"  runtime shims run under unicorn: {'ok' if shims['ok'] else 'FAILED'} "
+              f"(__chkstk probes every page for {len(shims['figures'])} frame sizes, "
+              f"{min(pe_check.CHKSTK_SIZES):#x}..{max(pe_check.CHKSTK_SIZES):#x}; "
+              f"__CxxFrameHandler3 returns 1; a __chkstk that returns at once "
+              f"is {'rejected' if shims.get('control') else 'NOT rejected'})")
+    return fails
+
+
 def print_lines(title: str, lines: list[str]) -> None:
     print(f"--- {title} ---")
     for line in lines:
@@ -190,15 +242,16 @@ def main(argv: list[str] | None = None) -> int:
                 built[v] = build_driver(v).sys
         results["build_s"] = round(time.monotonic() - t, 2)
 
-        for v, p in sorted(built.items()):
-            pc = pe_check.check_driver(p)
-            results["stages"][f"pe-{v}"] = pc
-            for w in pc["warnings"]:
-                log(f"PE {v}: warning: {w}")
-            fails += [f"[pe-{v}] {e}" for e in pc["errors"]]
-        print(f"PE check: {', '.join(sorted(built))}: "
-              f"{'ok' if not any(f.startswith('[pe-') for f in fails) else 'FAILED'} "
-              f"(imports: {', '.join(results['stages'][f'pe-{variant}']['info']['imports'].get('ntoskrnl.exe', []))})")
+        # ARM64: the same driver cross-built; it is only checked (nothing here runs it).
+        # `shims` (both architectures) exports the runtime shims for executing them.
+        t = time.monotonic()
+        extra = {(v, target): (CACHE / "drivers" / f"st_demo_{v}{suffix}.sys" if a.no_build
+                               else build_driver(v, target=target).sys)
+                 for v, target, suffix in (("normal", ARM64_TARGET, "_aarch64"),
+                                           ("shims", TARGET, ""),
+                                           ("shims", ARM64_TARGET, "_aarch64"))}
+        results["build_extra_s"] = round(time.monotonic() - t, 2)
+        fails += pe_stage(built, variant, extra, results)
 
         if a.speakeasy:
             modes = ("eager", "queued") if a.speakeasy_mode == "both" else (a.speakeasy_mode,)

@@ -13,6 +13,9 @@ Kernel services only live while some non-system Wine process exists, so the sess
 process holds (close-on-exec, so no other Wine process inherits it). Closing it ends the
 session. Everything is torn down on exit, even after exceptions: services are stopped and
 deleted, `wineserver -k`, leftover processes of this prefix are killed, the FIFO removed.
+
+`ensure_wine` installs wine64 (root, apt-get); `ensure_arm64_ntoskrnl` fetches Wine's arm64
+ntoskrnl for the ARM64 import check (downloaded and unpacked, not installed).
 """
 
 from __future__ import annotations
@@ -112,6 +115,64 @@ def ensure_wine() -> WineInstall:
         raise HarnessError(f"wine64 installed but loader/wineserver not found in `dpkg -L wine64`"
                            f" (loader={loader}, wineserver={server})")
     return WineInstall(loader, server)
+
+
+# Wine's ARM64 ntoskrnl, for checking the ARM64 driver's imports (nothing runs it). Debian
+# builds arm64 Wine 8.0 with ELF builtins: aarch64-windows/ntoskrnl.exe is a placeholder
+# without exports, the code and export table are in aarch64-unix/ntoskrnl.exe.so.
+ARM64_DIR = CACHE / "wine-arm64"
+ARM64_NTOSKRNL = "usr/lib/aarch64-linux-gnu/wine/aarch64-unix/ntoskrnl.exe.so"
+
+
+def _apt(args: list[str], cwd: Path | None = None) -> int:
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    return subprocess.run(["apt-get", *args], env=env, cwd=cwd).returncode
+
+
+def ensure_arm64_ntoskrnl() -> Path:
+    """Downloads (does not install) Debian's libwine:arm64 of the installed wine64 version
+    and extracts it under target/emulate/wine-arm64; returns its ntoskrnl.exe.so. Needs
+    arm64 as a dpkg foreign architecture, which it adds (root only) when missing."""
+    ensure_wine()
+    version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "wine64"],
+                             capture_output=True, text=True).stdout.strip()
+    path = ARM64_DIR / ARM64_NTOSKRNL
+    mark = ARM64_DIR / ".version"
+    if path.is_file() and mark.is_file() and mark.read_text().strip() == version:
+        return path
+    if os.geteuid() != 0:
+        raise HarnessError("Wine's ARM64 ntoskrnl is needed for the ARM64 import check; as "
+                           "root run: dpkg --add-architecture arm64 && apt-get update && "
+                           f"apt-get download libwine:arm64={version} (or rerun as root)")
+    foreign = subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
+                             text=True).stdout.split()
+    if "arm64" not in foreign:
+        log("adding arm64 as a dpkg foreign architecture (to download libwine:arm64)")
+        if subprocess.run(["dpkg", "--add-architecture", "arm64"]).returncode != 0:
+            raise HarnessError("dpkg --add-architecture arm64 failed")
+        _apt(["update", "-qq"])
+    log(f"downloading libwine:arm64={version} (~27 MB; extracted, not installed)")
+    tmp = Path(tempfile.mkdtemp(prefix="st-wine-arm64-"))
+    try:
+        pkg = f"libwine:arm64={version}"
+        if _apt(["download", "-q", pkg], cwd=tmp) != 0:
+            _apt(["update", "-qq"])
+            if _apt(["download", "-q", pkg], cwd=tmp) != 0:
+                raise HarnessError(f"apt-get download {pkg} failed")
+        debs = list(tmp.glob("libwine_*_arm64.deb"))
+        if len(debs) != 1:
+            raise HarnessError(f"apt-get download {pkg} left {debs}")
+        if ARM64_DIR.exists():
+            shutil.rmtree(ARM64_DIR)
+        ARM64_DIR.mkdir(parents=True)
+        if subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(ARM64_DIR)]).returncode != 0:
+            raise HarnessError(f"dpkg-deb -x {debs[0]} failed")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not path.is_file():
+        raise HarnessError(f"libwine:arm64 {version} has no {ARM64_NTOSKRNL}")
+    mark.write_text(version + "\n")
+    return path
 
 
 def wine_env(prefix: Path = PREFIX, debug: str = WINEDEBUG) -> dict[str, str]:

@@ -1,8 +1,9 @@
 //! Minimal runtime for a `no_std` Windows kernel driver built without the WDK.
 //!
-//! Provides what the prebuilt `core`/`alloc` of `x86_64-pc-windows-msvc` expect from the
-//! CRT (`_fltused`, `__CxxFrameHandler3`, `__chkstk`), a pool-backed global allocator, a
-//! panic handler that bugchecks, and allocation-free debug logging through `DbgPrint`.
+//! Provides what the prebuilt `core`/`alloc` of `x86_64-pc-windows-msvc` and
+//! `aarch64-pc-windows-msvc` expect from the CRT (`_fltused`, `__CxxFrameHandler3`,
+//! `__chkstk`), a pool-backed global allocator, a panic handler that bugchecks, and
+//! allocation-free debug logging through `DbgPrint`.
 //!
 //! Nothing here is exported from the image: the assembly symbols are not `#[no_mangle]`
 //! Rust items, so rustc does not put them in the cdylib's export list.
@@ -13,18 +14,18 @@ use core::fmt::{self, Write};
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-// CRT symbols referenced by the prebuilt msvc `core`/`alloc` objects.
+// CRT symbols referenced by the prebuilt msvc `core`/`alloc` objects (x86_64 and aarch64).
 //
 // * `_fltused`: the MSVC toolchain marks objects that use floating point with a reference
 //   to it; its value is irrelevant.
 // * `__CxxFrameHandler3`: named by `.xdata` unwind info; with `panic = "abort"` nothing
 //   unwinds, so it is never called. If it ever were, `ExceptionContinueSearch` (1) is the
 //   least harmful answer.
-// * `__chkstk`: called by functions whose frame exceeds one page, with the frame size in
-//   `rax`. It touches every page between the caller's `rsp` and `rsp - rax` in order, from
-//   the top down, so that an overflow hits the guard page instead of skipping over it. It
-//   does not move `rsp` (the caller does `sub rsp, rax` afterwards) and preserves every
-//   register, including `rax`; only flags change.
+// * `__chkstk`: called by the prologue of functions whose frame exceeds one page. It
+//   touches every page between the caller's stack pointer and the new one, from the top
+//   down, so that an overflow hits the guard page instead of skipping over it, and does not
+//   move the stack pointer itself (the caller does afterwards). The contract differs per
+//   architecture; see each definition below.
 core::arch::global_asm!(
     r#"
     .section .rdata,"dr"
@@ -32,7 +33,14 @@ core::arch::global_asm!(
     .p2align 2
 _fltused:
     .long 1
+"#
+);
 
+// x86_64: `__chkstk` gets the frame size in bytes in `rax`; the caller then does
+// `sub rsp, rax`. It preserves every register, including `rax`; only flags change.
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    r#"
     .text
     .globl __CxxFrameHandler3
     .p2align 4
@@ -58,6 +66,39 @@ __chkstk:
     test byte ptr [rcx], cl
     pop rax
     pop rcx
+    ret
+"#
+);
+
+// aarch64: the caller does `mov x15, #(size / 16)`, `bl __chkstk`, then
+// `sub sp, sp, x15, lsl #4`, so `x15` holds the frame size in 16-byte units and must be
+// preserved. `__chkstk` may clobber only `x16`, `x17` and the flags (LLVM marks exactly
+// these as defined by the call); it does not touch `sp` or store anything.
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    r#"
+    .text
+    .globl __CxxFrameHandler3
+    .p2align 2
+__CxxFrameHandler3:
+    mov w0, #1
+    ret
+
+    .globl __chkstk
+    .p2align 2
+__chkstk:
+    lsl x16, x15, #4
+    mov x17, sp
+2:
+    cmp x16, #0x1000
+    b.lo 3f
+    sub x17, x17, #0x1000
+    ldr xzr, [x17]
+    sub x16, x16, #0x1000
+    b 2b
+3:
+    sub x17, x17, x16
+    ldr xzr, [x17]
     ret
 "#
 );
