@@ -23,8 +23,9 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// A TOML document as `table -> key -> raw value` (the subset the package uses: `[table]`
-/// headers, `key = value` lines, one-line arrays and inline tables, and `'''` strings).
+/// A TOML document as `table -> key -> raw value` (the subset the package uses: `[table]` and
+/// `[[array]]` headers, `key = value` lines, arrays of strings or one-line inline tables, and
+/// `'''` strings).
 struct Toml(BTreeMap<String, BTreeMap<String, String>>);
 
 impl Toml {
@@ -38,8 +39,15 @@ impl Toml {
             if line.is_empty() {
                 continue;
             }
+            if let Some(header) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+                // An array of tables: its elements are tables `name[0]`, `name[1]`, ...
+                let name = header.trim();
+                let index = tables.keys().filter(|t| t.starts_with(&format!("{name}["))).count();
+                table = format!("{name}[{index}]");
+                tables.insert(table.clone(), BTreeMap::new());
+                continue;
+            }
             if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                assert!(!header.starts_with('['), "arrays of tables are not used here: {line}");
                 header.trim().clone_into(&mut table);
                 assert!(
                     tables.insert(table.clone(), BTreeMap::new()).is_none(),
@@ -56,6 +64,16 @@ impl Toml {
                     value.push('\n');
                     value.push_str(more);
                     if more.trim_end().ends_with("'''") {
+                        break;
+                    }
+                }
+            } else if value.starts_with('[') && !value.ends_with(']') {
+                // A multi-line array: its lines joined, without comments.
+                for more in lines.by_ref() {
+                    let more = strip_comment(more).trim();
+                    value.push(' ');
+                    value.push_str(more);
+                    if more.ends_with(']') {
                         break;
                     }
                 }
@@ -161,6 +179,14 @@ fn the_parser_reads_what_the_checks_rely_on() {
     assert_eq!(toml.dependency("t", "dep")["path"], "../..");
     assert_eq!(toml.dependency("t", "v")["version"], "1.0");
     assert_eq!(toml.raw("t", "m"), "'''\nline\n# kept\n'''");
+
+    let toml = Toml::parse(
+        "list = [\n  \"a\", # first\n  \"b\",\n]\n[[t]]\nn = 1\n[[t]]\nn = 2\n[u]\nk = [\"c\"]\n",
+    );
+    assert_eq!(toml.array("", "list"), ["a", "b"]);
+    assert_eq!(toml.raw("t[0]", "n"), "1");
+    assert_eq!(toml.raw("t[1]", "n"), "2");
+    assert_eq!(toml.array("u", "k"), ["c"]);
 }
 
 #[test]
@@ -248,9 +274,23 @@ fn the_c_runtime_is_linked_statically() {
 }
 
 #[test]
-fn the_makefile_loads_wdk_builds_makefile_from_outside_its_repository() {
+fn the_makefile_extends_wdk_builds_driver_and_sample_makefiles_from_outside_its_repository() {
     let makefile = Toml::parse(&read(&sample().join("Makefile.toml")));
-    assert_eq!(makefile.string("", "extend"), "target/rust-driver-makefile.toml");
+    // As Windows-rust-driver-samples does: the driver flow first, then the sample settings
+    // (infverif's flag for sample drivers, skipped on WDK builds whose infverif lacks it).
+    let extend = makefile.raw("", "extend");
+    let paths: Vec<&str> = extend
+        .split("path")
+        .skip(1)
+        .map(|rest| {
+            unquote(rest.trim_start().trim_start_matches('=').split(['}', ',']).next().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        ["target/rust-driver-makefile.toml", "target/rust-driver-sample-makefile.toml"],
+        "{extend}"
+    );
     let script = makefile.raw("config", "load_script");
     let body = script.trim_matches('\'').trim_start();
     assert!(body.starts_with("#!@rust"), "{script}");
@@ -258,7 +298,10 @@ fn the_makefile_loads_wdk_builds_makefile_from_outside_its_repository() {
         script.contains("wdk-build = \"0.6.0\""),
         "the script must use the wdk-build of the build: {script}"
     );
-    assert!(script.contains("wdk_build::cargo_make::load_rust_driver_makefile()?"), "{script}");
+    // The load script places both files under target/ before `extend` reads them.
+    let driver = script.find("wdk_build::cargo_make::load_rust_driver_makefile()?;");
+    let sample = script.find("wdk_build::cargo_make::load_rust_driver_sample_makefile()?");
+    assert!(driver.is_some() && sample.is_some() && driver < sample, "{script}");
 }
 
 /// The `.inx` as text, after checking its encoding: UTF-16LE with a byte-order mark.

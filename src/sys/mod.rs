@@ -4,11 +4,12 @@
 //! kernel routines this crate calls (named and typed exactly as in `wdk_sys::ntddk`), the
 //! types they take, and a handful of constants. Exactly one provider supplies them:
 //!
-//! | target            | feature `wdk` | provider                                             |
+//! | target            | features      | provider                                             |
 //! |-------------------|---------------|------------------------------------------------------|
-//! | Windows           | on (default)  | [`wdk`]: wdk-sys bindings (Windows host with WDK)    |
-//! | Windows           | off           | [`ntoskrnl`]: own raw-dylib imports of ntoskrnl.exe  |
-//! | anything else     | ignored       | [`host`]: a std-based model of the same routines     |
+//! | any               | `host-model`  | [`host`]: a std-based model of the same routines     |
+//! | Windows           | `wdk` (default), in a WDM/KMDF driver build | [`wdk`]: wdk-sys bindings |
+//! | Windows           | otherwise     | [`ntoskrnl`]: own raw-dylib imports of ntoskrnl.exe  |
+//! | anything else     | any           | [`host`]                                             |
 //!
 //! This is the only module of the crate that contains `cfg` switches.
 
@@ -16,22 +17,46 @@
 mod routines;
 mod types;
 
-#[cfg(not(windows))]
+// `host-model` wins on every target; on Windows, wdk-sys serves when wdk-build configured a
+// WDM or KMDF driver (the cfg gating wdk-sys's `ntddk`), else the raw-dylib imports do.
+#[cfg(any(feature = "host-model", not(windows)))]
 pub(crate) mod host;
-#[cfg(not(windows))]
+#[cfg(any(feature = "host-model", not(windows)))]
 use host as provider;
 
-#[cfg(windows)]
+#[cfg(all(windows, not(feature = "host-model")))]
 mod ntoskrnl;
-#[cfg(all(windows, not(feature = "wdk")))]
+#[cfg(all(
+    windows,
+    not(feature = "host-model"),
+    not(all(
+        feature = "wdk",
+        any(driver_model__driver_type = "WDM", driver_model__driver_type = "KMDF")
+    ))
+))]
 use ntoskrnl as provider;
 
-#[cfg(all(windows, feature = "wdk"))]
+#[cfg(all(
+    windows,
+    not(feature = "host-model"),
+    feature = "wdk",
+    any(driver_model__driver_type = "WDM", driver_model__driver_type = "KMDF")
+))]
 mod wdk;
-#[cfg(all(windows, feature = "wdk"))]
+#[cfg(all(
+    windows,
+    not(feature = "host-model"),
+    feature = "wdk",
+    any(driver_model__driver_type = "WDM", driver_model__driver_type = "KMDF")
+))]
 use wdk as provider;
 
-#[cfg(all(windows, feature = "wdk"))]
+#[cfg(all(
+    windows,
+    not(feature = "host-model"),
+    feature = "wdk",
+    any(driver_model__driver_type = "WDM", driver_model__driver_type = "KMDF")
+))]
 mod verify;
 
 pub(crate) use provider::{
@@ -61,7 +86,7 @@ pub(crate) type KeSetSystemGroupAffinityThreadFn =
 /// Signature of `KeRevertToUserGroupAffinityThread` (Windows 7+), resolved at run time.
 pub(crate) type KeRevertToUserGroupAffinityThreadFn = unsafe extern "C" fn(*mut GROUP_AFFINITY);
 
-#[cfg(windows)]
+#[cfg(all(windows, not(feature = "host-model")))]
 mod kernel_state {
     use core::ffi::c_void;
     use core::ptr::{self, NonNull};
@@ -115,8 +140,8 @@ pub(crate) const STATUS_TIMEOUT: NTSTATUS = 0x102;
 /// `STATUS_SUCCESS`.
 pub(crate) const STATUS_SUCCESS: NTSTATUS = 0;
 
-/// The host model, public when the `host-model` feature is on (non-Windows targets only).
+/// The host model, public when the `host-model` feature is on (on every target).
 pub mod public {
-    #[cfg(all(not(windows), feature = "host-model"))]
+    #[cfg(feature = "host-model")]
     pub use super::host::model as host;
 }

@@ -400,7 +400,7 @@ pub unsafe extern "C" fn KeInitializeEvent(Event: PRKEVENT, Type: EVENT_TYPE, St
     unsafe {
         Event.write(KEVENT {
             dispatcher: Dispatcher::new(model::EVENT_OBJECT, State != 0, auto_reset),
-        })
+        });
     };
 }
 

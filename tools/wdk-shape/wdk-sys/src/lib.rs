@@ -4,8 +4,18 @@
 //! items system-thread uses. It lets `cargo make check-wdk` type-check the wdk provider and its
 //! compile-time signature checks (src/sys/verify.rs) on a host without the WDK; it proves
 //! consistency with these shapes, not with a real WDK build.
+//!
+//! Like wdk-sys 0.5.2, it binds nothing unless the `driver_model__driver_type` cfg is set (which
+//! wdk-build does in a driver build, from `[package.metadata.wdk.driver-model]`): the types and
+//! constants exist for WDM, KMDF and UMDF, the `ntddk` functions for WDM and KMDF only.
 #![no_std]
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code)]
+
+#[cfg(any(driver_model__driver_type = "WDM", driver_model__driver_type = "KMDF", driver_model__driver_type = "UMDF"))]
+pub use crate::types::*;
+
+#[cfg(any(driver_model__driver_type = "WDM", driver_model__driver_type = "KMDF", driver_model__driver_type = "UMDF"))]
+mod types {
 use core::ffi::c_void;
 pub type NTSTATUS = LONG; pub type LONG = i32; pub type ULONG = u32; pub type USHORT = u16;
 pub type UCHAR = u8; pub type BOOLEAN = UCHAR; pub type CCHAR = i8; pub type KPROCESSOR_MODE = CCHAR;
@@ -46,6 +56,9 @@ pub const PASSIVE_LEVEL: u32 = 0; pub const APC_LEVEL: u32 = 1; pub const DISPAT
 pub const POOL_FLAG_NON_PAGED: POOL_FLAGS = 0x40; pub const POOL_FLAG_UNINITIALIZED: POOL_FLAGS = 0x2;
 pub const STATUS_SUCCESS: NTSTATUS = 0;
 unsafe extern "C" { pub static mut PsThreadType: *mut POBJECT_TYPE; }
+}
+
+#[cfg(any(driver_model__driver_type = "WDM", driver_model__driver_type = "KMDF"))]
 pub mod ntddk {
     use super::*;
     unsafe extern "C" {
