@@ -234,6 +234,14 @@ def check_library(c: Checker, mode: str) -> None:
     # d. scope
     c.ok_and_values(c.one("scope", "verified", "the scope"), "scope")
 
+    # Unload accounting: every thread was joined before DriverUnload returned.
+    live = c.one("driver", "live-threads", "DriverUnload's live_threads() report")
+    if live is not None:
+        c.expect(live.int("count") == 0, f"live threads at unload: {live.line}")
+        unload_done = c.find("driver", "unload-complete")
+        if unload_done:
+            c.before(live, unload_done[0], "live_threads() was reported inside DriverUnload")
+
     # e. worker
     started = c.one("worker", "started", "the worker")
     ticks = c.find("worker", "tick")
@@ -411,6 +419,17 @@ def check_leak(result: dict, variant: str = "leak") -> list[str]:
         fails.append(f"[wine-{variant}] the leaked thread never ran (test is vacuous)")
     if not any(line == "system-thread-demo: driver unload-complete" for line in result["lines"]):
         fails.append(f"[wine-{variant}] DriverUnload did not complete")
+    # The library's own check reports the leak before DriverUnload returns.
+    live = [line for line in result["lines"] if "driver live-threads" in line]
+    counts = [int(m.group(1)) for line in live if (m := re.search(r"count=(\d+)", line))]
+    unload = [i for i, line in enumerate(result["lines"])
+              if line == "system-thread-demo: driver unload-complete"]
+    live_at = [i for i, line in enumerate(result["lines"]) if "driver live-threads" in line]
+    if not counts or counts[0] < 1:
+        fails.append(f"[wine-{variant}] live_threads() did not report the leak in DriverUnload: "
+                     f"{live!r}")
+    elif unload and live_at and live_at[0] > unload[0]:
+        fails.append(f"[wine-{variant}] live_threads() was reported after DriverUnload returned")
     if not result["detected"]:
         fails.append(f"[wine-{variant}] leaked thread NOT detected: no crash of the shared host")
     return fails

@@ -27,9 +27,9 @@
 //! * `raw_baseline`: scenarios a and b and the spawn+join cycle with direct kernel calls,
 //!   from the same sources, for comparison.
 //! * `bench_cycles`: only a, b and 1,000 timed spawn+join cycles (with either of the above).
-//! * `leak_thread`: also a raw system thread that is never joined (the unload race the
-//!   Wine leak check must detect); `leak_forget`: the same through `mem::forget` of a
-//!   `JoinHandle`, the library's documented escape hatch.
+//! * `leak_thread`: also a thread whose join handle is kept in a static that `DriverUnload`
+//!   never takes; `leak_forget`: the same through `mem::forget` of a `JoinHandle`. Both must be
+//!   reported by `live_threads` in `DriverUnload` and caught by the Wine leak check.
 //! * `raw_join_selftest`: also a raw join, to check the emulators' semantics.
 //! * `guard`: no scenario, no thread: the innocent driver sharing the Wine host.
 
@@ -53,7 +53,7 @@ macro_rules! report {
 
 mod work;
 
-#[cfg(any(leak_thread, raw_join_selftest, raw_baseline))]
+#[cfg(any(raw_join_selftest, raw_baseline))]
 mod raw;
 
 #[cfg(raw_baseline)]
@@ -142,7 +142,12 @@ pub unsafe extern "system" fn driver_entry(
 unsafe extern "system" fn driver_unload(_driver: *mut DriverObject) {
     report!("driver", "unload-begin");
     #[cfg(not(raw_baseline))]
-    scenarios::stop_worker();
+    {
+        scenarios::stop_worker();
+        // Every handle is joined by now: a live thread here is a leak that would run in the
+        // unloaded image.
+        report!("driver", "live-threads", "count={}", system_thread::live_threads());
+    }
     report!("driver", "unload-complete");
 }
 
@@ -218,29 +223,26 @@ fn run_scenarios(_driver: *mut c_void) -> bool {
     ok
 }
 
-/// The deliberate leak: a raw thread that keeps executing this image's code forever.
+/// The deliberate leak: a thread whose join handle is kept in a static that `DriverUnload`
+/// never takes, so the thread keeps executing this image's code after unload.
 #[cfg(leak_thread)]
 mod leak {
-    use crate::raw;
-    use core::ffi::c_void;
-    use core::ptr;
+    use core::time::Duration;
+    use system_thread::{JoinHandle, SystemThread, sleep};
 
-    unsafe extern "system" fn forever(_context: *mut c_void) {
-        report!("leak", "thread-running", "via=raw");
-        let interval: i64 = -100_000; // 10 ms, relative, in 100 ns units
-        loop {
-            // SAFETY: `interval` is a valid LARGE_INTEGER; system threads run at PASSIVE_LEVEL.
-            unsafe { raw::KeDelayExecutionThread(raw::KERNEL_MODE, 0, &interval) };
-        }
-    }
+    use crate::slot::Slot;
+
+    static KEPT: Slot<JoinHandle<()>> = Slot::new();
 
     pub fn start() {
-        // SAFETY: `forever` touches no context. Never joining it is the point of this variant.
-        let (status, handle, _) = unsafe { raw::create(forever, ptr::null_mut()) };
-        report!("leak", "created", "status={:#x}", status);
-        if status >= 0 {
-            // SAFETY: `handle` is the kernel handle PsCreateSystemThread just returned.
-            unsafe { raw::ZwClose(handle) };
+        match SystemThread::spawn(|| {
+            report!("leak", "thread-running", "via=static");
+            loop {
+                let _ = sleep(Duration::from_millis(10));
+            }
+        }) {
+            Ok(handle) => report!("leak", "kept", "stored={}", u8::from(KEPT.put(handle).is_ok())),
+            Err(_) => report!("leak", "spawn-error"),
         }
     }
 }
