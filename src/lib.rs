@@ -57,8 +57,9 @@
 //! against two unsafe cores: the thread lifecycle (`packet`) and the kernel-object layer
 //! (`kernel`), the only code that calls the kernel. All kernel calls go through one seam, `sys`,
 //! with three providers: `wdk-sys` (default feature `wdk`), the crate's own raw-dylib imports of
-//! `ntoskrnl.exe` (Windows targets without `wdk`), and a std-based model of the kernel, public
-//! as `host` with the `host-model` feature for testing driver code with `cargo test`.
+//! `ntoskrnl.exe` (Windows targets outside a WDK driver build), and a std-based model of the
+//! kernel (with the `host-model` feature on any target, and on non-Windows targets), public as
+//! `host` with `host-model`, for testing driver code with `cargo test`.
 #![no_std]
 
 /// A raw pointer to field `$field` of the `$ty` at `$ptr`, computed without dereferencing

@@ -22,7 +22,7 @@ use system_thread::host::{Call, Kernel};
 use system_thread::{Builder, JoinErrorKind, NtStatus, SpawnError, SystemThread, scope};
 
 /// The preemption bound of every exploration.
-const PREEMPTIONS: usize = 2;
+const PREEMPTIONS: usize = 3;
 
 /// Explores `body` in a fresh model kernel per interleaving, asserting the kernel is clean.
 fn explore(name: &str, body: impl Fn(&Kernel) + Send + Sync + 'static) {
