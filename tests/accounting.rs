@@ -44,6 +44,7 @@ fn spawn_join_while_running<'a>(
     releaser.join().unwrap();
 }
 
+/// In the order of `Call` (the routine list).
 const SPAWN_JOIN_RUNNING: [(Call, usize); 8] = [
     (Call::PsCreateSystemThread, 1),
     (Call::ObReferenceObjectByHandle, 1),
@@ -52,8 +53,8 @@ const SPAWN_JOIN_RUNNING: [(Call, usize); 8] = [
     (Call::KeWaitForSingleObject, 1),
     // Asked only because the thread was inside its closure: the self-join check.
     (Call::PsGetCurrentThreadId, 1),
-    (Call::ExAllocatePoolWithTag, 1),
     (Call::ExFreePoolWithTag, 1),
+    (Call::ExAllocatePoolWithTag, 1),
 ];
 
 #[test]

@@ -41,12 +41,17 @@ fn resolve(passive: Passive, name: &'static str) -> Option<NonNull<c_void>> {
     })
 }
 
-/// Declares a resolver for an optional routine, returning it as its function pointer type.
-macro_rules! optional_routine {
-    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
-        $(#[$doc])*
+/// `kernel_routines!` callback: per optional routine, a type holding its function pointer and
+/// a cached resolver.
+macro_rules! optional_routines {
+    (
+        static { $($static:tt)* }
+        own { $($own:tt)* }
+        optional { $(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)* }
+    ) => {$(
+        #[doc = concat!("`", stringify!($name), "`, resolved once with `MmGetSystemRoutineAddress`.")]
         #[derive(Clone, Copy)]
-        pub(crate) struct $name(pub(crate) $ty);
+        pub(crate) struct $name(pub(crate) sys::optional::$name);
 
         impl $name {
             /// The exported name.
@@ -56,26 +61,16 @@ macro_rules! optional_routine {
             pub(crate) fn get(passive: Passive) -> Option<Self> {
                 let address = resolve(passive, Self::NAME)?;
                 // SAFETY: the kernel exports this routine under this name with this signature
-                // (asserted against the bindings in `sys`); a code address converts to a
-                // function pointer of the same size.
-                Some(Self(unsafe { core::mem::transmute::<*mut c_void, $ty>(address.as_ptr()) }))
+                // (the routine list, checked against wdk-sys by `sys::verify`); a code address
+                // converts to a function pointer of the same size.
+                Some(Self(unsafe {
+                    core::mem::transmute::<*mut c_void, sys::optional::$name>(address.as_ptr())
+                }))
             }
         }
-    };
+    )*};
 }
-
-optional_routine!(
-    /// `IoCreateSystemThread` (Windows 8+).
-    IoCreateSystemThread: sys::IoCreateSystemThreadFn
-);
-optional_routine!(
-    /// `KeSetSystemGroupAffinityThread` (Windows 7+).
-    KeSetSystemGroupAffinityThread: sys::KeSetSystemGroupAffinityThreadFn
-);
-optional_routine!(
-    /// `KeRevertToUserGroupAffinityThread` (Windows 7+).
-    KeRevertToUserGroupAffinityThread: sys::KeRevertToUserGroupAffinityThreadFn
-);
+sys::kernel_routines!(optional_routines);
 
 /// A group affinity to run a thread with, and the routines that apply and revert it.
 ///

@@ -66,25 +66,9 @@ pub(crate) use provider::{
     OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES, ObReferenceObjectByHandle, ObfDereferenceObject, PVOID,
     PsCreateSystemThread, PsGetCurrentThreadId, THREAD_ALL_ACCESS, THREAD_NAME_INFORMATION,
     UNICODE_STRING, ZwClose, ZwSetInformationThread, ZwWaitForSingleObject, ZwYieldExecution,
-    allocate_pool, current_irql,
+    allocate_pool, current_irql, optional,
 };
-
-/// Signature of `IoCreateSystemThread` (Windows 8+), resolved at run time.
-pub(crate) type IoCreateSystemThreadFn = unsafe extern "C" fn(
-    PVOID,
-    *mut HANDLE,
-    u32,
-    *mut OBJECT_ATTRIBUTES,
-    HANDLE,
-    *mut CLIENT_ID,
-    Option<unsafe extern "C" fn(PVOID)>,
-    PVOID,
-) -> NTSTATUS;
-/// Signature of `KeSetSystemGroupAffinityThread` (Windows 7+), resolved at run time.
-pub(crate) type KeSetSystemGroupAffinityThreadFn =
-    unsafe extern "C" fn(*mut GROUP_AFFINITY, *mut GROUP_AFFINITY);
-/// Signature of `KeRevertToUserGroupAffinityThread` (Windows 7+), resolved at run time.
-pub(crate) type KeRevertToUserGroupAffinityThreadFn = unsafe extern "C" fn(*mut GROUP_AFFINITY);
+pub(crate) use routines::kernel_routines;
 
 #[cfg(all(windows, not(feature = "host-model")))]
 mod kernel_state {
@@ -92,18 +76,25 @@ mod kernel_state {
     use core::ptr::{self, NonNull};
     use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
+    /// `kernel_routines!` callback: the names of the optional routines.
+    macro_rules! optional_names {
+        (
+            static { $($static:tt)* }
+            own { $($own:tt)* }
+            optional { $(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)* }
+        ) => {
+            /// The routines resolved at run time with `MmGetSystemRoutineAddress`.
+            const OPTIONAL_ROUTINES: &[&str] = &[$(stringify!($name)),*];
+        };
+    }
+    super::kernel_routines!(optional_names);
+
     /// Per optional routine: NULL (not looked up yet), `ABSENT`, or its address.
-    static ROUTINES: [AtomicPtr<c_void>; 3] = [const { AtomicPtr::new(ptr::null_mut()) }; 3];
+    static ROUTINES: [AtomicPtr<c_void>; OPTIONAL_ROUTINES.len()] =
+        [const { AtomicPtr::new(ptr::null_mut()) }; OPTIONAL_ROUTINES.len()];
     /// Never a routine's address (no code lives at address 1).
     const ABSENT: *mut c_void = ptr::dangling_mut();
     static LIVE_THREADS: AtomicUsize = AtomicUsize::new(0);
-
-    /// The routines resolved at run time with `MmGetSystemRoutineAddress`.
-    const OPTIONAL_ROUTINES: [&str; 3] = [
-        "IoCreateSystemThread",
-        "KeSetSystemGroupAffinityThread",
-        "KeRevertToUserGroupAffinityThread",
-    ];
 
     /// The routine `name` (one of `OPTIONAL_ROUTINES`), resolved once with `resolve`. Two
     /// threads may both resolve it; both store the same answer.
@@ -130,9 +121,9 @@ mod kernel_state {
         f(&LIVE_THREADS)
     }
 }
-#[cfg(not(windows))]
+#[cfg(any(feature = "host-model", not(windows)))]
 pub(crate) use host::{cached_routine, live_threads};
-#[cfg(windows)]
+#[cfg(all(windows, not(feature = "host-model")))]
 pub(crate) use kernel_state::{cached_routine, live_threads};
 
 /// `STATUS_TIMEOUT`: a wait's timeout expired.

@@ -12,22 +12,27 @@ pub struct KEVENT {
 }
 pub type PRKEVENT = *mut KEVENT;
 
+/// `kernel_routines!` callback: the `static` and `own` routines as raw-dylib imports.
 macro_rules! declare_imports {
-    ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)*) => {
+    (
+        static { $(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)* }
+        own { $(fn $own:ident($($own_arg:ident: $own_ty:ty),* $(,)?) $(-> $own_ret:ty)?;)* }
+        optional { $($optional:tt)* }
+    ) => {
         #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
         unsafe extern "C" {
             $(pub fn $name($($arg: $ty),*) $(-> $ret)?;)*
+            $(pub fn $own($($own_arg: $own_ty),*) $(-> $own_ret)?;)*
         }
     };
 }
-kernel_routines!(declare_imports);
+super::routines::kernel_routines!(declare_imports);
 
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
-unsafe extern "C" {
-    /// Exported by ntoskrnl (`NtYieldExecution`'s kernel entry), declared in no WDK header.
-    pub fn ZwYieldExecution() -> NTSTATUS;
-    /// Exported by every Windows version and by Wine; wdk-sys blocklists it.
-    pub fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
+/// The function pointer types of the optional routines.
+pub(crate) mod optional {
+    #[allow(clippy::wildcard_imports)]
+    use super::*;
+    super::super::routines::kernel_routines!(super::super::routines::optional_fn_types);
 }
 
 /// Allocates non-paged, non-executable pool: `ExAllocatePoolWithTag(NonPagedPoolNx)`, which

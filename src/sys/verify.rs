@@ -9,17 +9,27 @@ use core::mem::{align_of, offset_of, size_of};
 
 use super::{ntoskrnl as own, types};
 
+/// `kernel_routines!` callback: every signature of the list, against wdk-sys and against the
+/// crate's own declarations.
 macro_rules! assert_signatures {
-    ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)*) => {
+    (
+        static { $(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)* }
+        own { $(fn $own:ident($($own_arg:ident: $own_ty:ty),* $(,)?) $(-> $own_ret:ty)?;)* }
+        optional { $(fn $opt:ident($($opt_arg:ident: $opt_ty:ty),* $(,)?) $(-> $opt_ret:ty)?;)* }
+    ) => {
         mod against_wdk_sys {
-            #[allow(unused_imports)]
+            #[allow(unused_imports, clippy::wildcard_imports)]
             use wdk_sys::*;
             $(const _: unsafe extern "C" fn($($ty),*) $(-> $ret)? = wdk_sys::ntddk::$name;)*
+            $(const _: unsafe extern "C" fn($($opt_ty),*) $(-> $opt_ret)? = wdk_sys::ntddk::$opt;)*
+            // The optional routines' pointer types are exactly the bound functions' types.
+            $(const _: super::super::optional::$opt = wdk_sys::ntddk::$opt;)*
         }
         mod against_own {
-            #[allow(unused_imports)]
+            #[allow(unused_imports, clippy::wildcard_imports)]
             use super::own::*;
             $(const _: unsafe extern "C" fn($($ty),*) $(-> $ret)? = super::own::$name;)*
+            $(const _: unsafe extern "C" fn($($own_ty),*) $(-> $own_ret)? = super::own::$own;)*
         }
     };
 }
@@ -91,9 +101,3 @@ const _: () = assert!(types::NON_PAGED_POOL_NX == wdk_sys::_POOL_TYPE::NonPagedP
 const _: () = assert!(types::EXECUTIVE == wdk_sys::_KWAIT_REASON::Executive);
 const _: () = assert!(types::KERNEL_MODE as i32 == wdk_sys::_MODE::KernelMode);
 const _: () = assert!(types::NOTIFICATION_EVENT == wdk_sys::_EVENT_TYPE::NotificationEvent);
-
-// The routines resolved at run time have the wdk-sys signatures.
-const _: super::IoCreateSystemThreadFn = wdk_sys::ntddk::IoCreateSystemThread;
-const _: super::KeSetSystemGroupAffinityThreadFn = wdk_sys::ntddk::KeSetSystemGroupAffinityThread;
-const _: super::KeRevertToUserGroupAffinityThreadFn =
-    wdk_sys::ntddk::KeRevertToUserGroupAffinityThread;

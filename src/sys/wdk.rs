@@ -3,12 +3,25 @@
 //! declarations match them.
 #![allow(non_snake_case)]
 
-pub(crate) use wdk_sys::ntddk::{
-    ExFreePoolWithTag, KeDelayExecutionThread, KeInitializeEvent, KeSetEvent, KeSetPriorityThread,
-    KeWaitForSingleObject, MmGetSystemRoutineAddress, ObReferenceObjectByHandle,
-    ObfDereferenceObject, PsCreateSystemThread, PsGetCurrentThreadId, ZwClose,
-    ZwSetInformationThread, ZwWaitForSingleObject,
-};
+/// `kernel_routines!` callback: the `static` routines, as wdk-sys binds them.
+macro_rules! reexport_static {
+    (
+        static { $(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)* }
+        own { $($own:tt)* }
+        optional { $($optional:tt)* }
+    ) => {
+        pub(crate) use wdk_sys::ntddk::{$($name),*};
+    };
+}
+super::routines::kernel_routines!(reexport_static);
+
+/// The function pointer types of the optional routines, in wdk-sys's types.
+pub(crate) mod optional {
+    #[allow(clippy::wildcard_imports)]
+    use wdk_sys::*;
+    super::super::routines::kernel_routines!(super::super::routines::optional_fn_types);
+}
+
 pub(crate) use wdk_sys::{
     CLIENT_ID, GROUP_AFFINITY, HANDLE, KEVENT, LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PVOID,
     UNICODE_STRING,

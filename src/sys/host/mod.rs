@@ -7,6 +7,7 @@ extern crate std;
 
 pub mod model;
 mod rt;
+mod state;
 
 use core::ffi::c_void;
 use core::time::Duration;
@@ -14,7 +15,8 @@ use std::alloc::Layout;
 use std::sync::Arc;
 
 pub(crate) use super::types::*;
-use model::{Call, Dispatcher, State, ThreadObject, ThreadRecord, bugcheck};
+use model::{Call, ThreadRecord};
+use state::{Dispatcher, State, ThreadObject, bugcheck};
 
 /// `KEVENT` of the model: a dispatcher object, initialized by `KeInitializeEvent`.
 #[repr(C)]
@@ -32,7 +34,7 @@ const NT_CURRENT_THREAD: usize = usize::MAX - 1; // (HANDLE)-2
 const POOL_ALIGNMENT: usize = 16;
 
 fn require_irql(max: u32, routine: &str) {
-    let irql = model::current_irql();
+    let irql = state::current_irql();
     if u32::from(irql) > max {
         bugcheck(&std::format!("IRQL_NOT_LESS_OR_EQUAL: {routine} called at IRQL {irql}"));
     }
@@ -84,8 +86,8 @@ unsafe fn dispatcher<'a>(object: PVOID, call: &str) -> &'a Dispatcher {
     match kind {
         // SAFETY: a thread object of the model (its kind says so); they are never freed while
         // their kernel lives.
-        model::THREAD_OBJECT => unsafe { &*object.cast::<ThreadObject>() }.check_alive(call),
-        model::EVENT_OBJECT => {}
+        state::THREAD_OBJECT => unsafe { &*object.cast::<ThreadObject>() }.check_alive(call),
+        state::EVENT_OBJECT => {}
         _ => bugcheck(&std::format!(
             "{call}: {object:p} is not a dispatcher object (an event never initialized, or freed)"
         )),
@@ -334,9 +336,9 @@ pub unsafe extern "C" fn KeSetPriorityThread(Thread: PKTHREAD, Priority: KPRIORI
     object.check_alive("KeSetPriorityThread");
     let kernel = object.kernel();
     let _ = kernel.enter(Call::KeSetPriorityThread);
-    let mut previous = model::DEFAULT_PRIORITY;
+    let mut previous = state::DEFAULT_PRIORITY;
     kernel.record(object.id, |r| {
-        previous = r.priority.unwrap_or(model::DEFAULT_PRIORITY);
+        previous = r.priority.unwrap_or(state::DEFAULT_PRIORITY);
         r.priority = Some(Priority);
     });
     previous
@@ -359,7 +361,7 @@ pub unsafe extern "C" fn ZwSetInformationThread(
         return STATUS_INVALID_PARAMETER;
     }
     let id = if ThreadHandle.addr() == NT_CURRENT_THREAD {
-        model::current_thread_id()
+        state::current_thread_id()
     } else {
         let Some(object) = kernel.lookup_handle(ThreadHandle.addr()) else {
             return STATUS_INVALID_HANDLE;
@@ -381,7 +383,7 @@ pub unsafe extern "C" fn ZwSetInformationThread(
 
 pub unsafe extern "C" fn PsGetCurrentThreadId() -> HANDLE {
     let _ = State::current().enter(Call::PsGetCurrentThreadId);
-    core::ptr::without_provenance_mut(model::current_thread_id())
+    core::ptr::without_provenance_mut(state::current_thread_id())
 }
 
 pub unsafe extern "C" fn ZwYieldExecution() -> NTSTATUS {
@@ -399,7 +401,7 @@ pub unsafe extern "C" fn KeInitializeEvent(Event: PRKEVENT, Type: EVENT_TYPE, St
     // SAFETY: Event points to writable storage for a KEVENT (routine contract).
     unsafe {
         Event.write(KEVENT {
-            dispatcher: Dispatcher::new(model::EVENT_OBJECT, State != 0, auto_reset),
+            dispatcher: Dispatcher::new(state::EVENT_OBJECT, State != 0, auto_reset),
         });
     };
 }
@@ -432,12 +434,7 @@ pub unsafe extern "C" fn MmGetSystemRoutineAddress(SystemRoutineName: PUNICODE_S
     if kernel.hidden(call) {
         return core::ptr::null_mut();
     }
-    match call {
-        Call::IoCreateSystemThread => IoCreateSystemThread as *mut c_void,
-        Call::KeSetSystemGroupAffinityThread => KeSetSystemGroupAffinityThread as *mut c_void,
-        Call::KeRevertToUserGroupAffinityThread => KeRevertToUserGroupAffinityThread as *mut c_void,
-        _ => core::ptr::null_mut(),
-    }
+    optional_address(call)
 }
 
 fn pool_allocate(size: SIZE_T, tag: ULONG) -> PVOID {
@@ -508,7 +505,7 @@ pub unsafe extern "C" fn KeSetSystemGroupAffinityThread(
     if affinity.Mask == 0 {
         bugcheck("KeSetSystemGroupAffinityThread: empty affinity mask");
     }
-    let previous = model::set_affinity(Some((affinity.Group, affinity.Mask)));
+    let previous = state::set_affinity(Some((affinity.Group, affinity.Mask)));
     if !PreviousAffinity.is_null() {
         let (group, mask) = previous.unwrap_or((0, 0));
         // SAFETY: a non-NULL PreviousAffinity is writable (routine contract).
@@ -523,24 +520,41 @@ pub unsafe extern "C" fn KeRevertToUserGroupAffinityThread(PreviousAffinity: PGR
     let _ = State::current().enter(Call::KeRevertToUserGroupAffinityThread);
     // SAFETY: PreviousAffinity points to what KeSetSystemGroupAffinityThread wrote (contract).
     let previous = unsafe { PreviousAffinity.read() };
-    let _ = model::set_affinity((previous.Mask != 0).then_some((previous.Group, previous.Mask)));
+    let _ = state::set_affinity((previous.Mask != 0).then_some((previous.Group, previous.Mask)));
 }
 
 /// The calling thread's simulated IRQL.
 pub fn current_irql() -> KIRQL {
     let _ = State::current().enter(Call::KeGetCurrentIrql);
-    model::current_irql()
+    state::current_irql()
 }
 
-// Every routine above has exactly the signature of the ntoskrnl import of the same name.
-macro_rules! assert_same_signatures {
-    ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)*) => {
+/// `kernel_routines!` callback: every routine of the list has exactly its listed signature
+/// here, and `MmGetSystemRoutineAddress` answers with the optional ones.
+macro_rules! host_routines {
+    (
+        static { $(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)* }
+        own { $(fn $own:ident($($own_arg:ident: $own_ty:ty),* $(,)?) $(-> $own_ret:ty)?;)* }
+        optional { $(fn $opt:ident($($opt_arg:ident: $opt_ty:ty),* $(,)?) $(-> $opt_ret:ty)?;)* }
+    ) => {
         $(const _: unsafe extern "C" fn($($ty),*) $(-> $ret)? = $name;)*
+        $(const _: unsafe extern "C" fn($($own_ty),*) $(-> $own_ret)? = $own;)*
+        $(const _: optional::$opt = $opt;)*
+
+        /// The address of the optional routine `call`, if it is one.
+        fn optional_address(call: Call) -> PVOID {
+            match call {
+                $(Call::$opt => $opt as *mut c_void,)*
+                _ => core::ptr::null_mut(),
+            }
+        }
     };
 }
-kernel_routines!(assert_same_signatures);
-const _: unsafe extern "C" fn() -> NTSTATUS = ZwYieldExecution;
-const _: unsafe extern "C" fn(POOL_TYPE, SIZE_T, ULONG) -> PVOID = ExAllocatePoolWithTag;
-const _: super::IoCreateSystemThreadFn = IoCreateSystemThread;
-const _: super::KeSetSystemGroupAffinityThreadFn = KeSetSystemGroupAffinityThread;
-const _: super::KeRevertToUserGroupAffinityThreadFn = KeRevertToUserGroupAffinityThread;
+super::routines::kernel_routines!(host_routines);
+
+/// The function pointer types of the optional routines.
+pub(crate) mod optional {
+    #[allow(clippy::wildcard_imports)]
+    use super::*;
+    super::super::routines::kernel_routines!(super::super::routines::optional_fn_types);
+}
