@@ -2,38 +2,54 @@
 //! one spawn path every public spawn goes through.
 
 use core::ffi::c_void;
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use crate::error::SpawnError;
 use crate::join::JoinHandle;
 use crate::kernel::irql::Passive;
-use crate::kernel::routine::{Affinity, IoCreateSystemThread};
+use crate::kernel::routine::{Affinity, IoCreateSystemThread, Topology};
 use crate::packet::{self, Extra, Gated, JoinInner, Options, ScopeList};
 use crate::stop::{StopState, StopToken, StoppableJoinHandle};
 
 /// Longest thread name, in UTF-16 code units.
 pub const MAX_NAME_LEN: usize = 64;
 
-/// A driver object or device object of the calling driver, for [`Builder::io_object`].
+/// A driver object or device object of the calling driver, for [`Builder::io_object`],
+/// borrowed for `'a`: safe code cannot use it after that object is gone.
 ///
 /// # Invariants
-/// `0` points to the `DRIVER_OBJECT` of the calling driver or to one of its `DEVICE_OBJECT`s,
-/// alive while threads are created with it.
+/// `object` points to the `DRIVER_OBJECT` of the calling driver or to one of its
+/// `DEVICE_OBJECT`s, alive for `'a`.
 #[derive(Clone, Copy, Debug)]
-pub struct IoObject(NonNull<c_void>);
+pub struct IoObject<'a> {
+    object: NonNull<c_void>,
+    _borrow: PhantomData<&'a c_void>,
+}
 
-impl IoObject {
+impl<'a> IoObject<'a> {
+    /// Borrows a `DRIVER_OBJECT` or `DEVICE_OBJECT` (of wdk-sys, or any binding of them).
+    ///
+    /// # Safety
+    /// `object` is the `DRIVER_OBJECT` of the calling driver or one of its `DEVICE_OBJECT`s.
+    /// Any other object makes `IoCreateSystemThread` bugcheck (0x148).
+    #[must_use]
+    pub unsafe fn new<O>(object: &'a O) -> Self {
+        // INVARIANT: the caller's contract; the borrow keeps it alive for `'a`.
+        Self { object: NonNull::from(object).cast(), _borrow: PhantomData }
+    }
+
     /// Wraps a `PDRIVER_OBJECT` or `PDEVICE_OBJECT`.
     ///
     /// # Safety
     /// `object` points to the `DRIVER_OBJECT` of the calling driver or to one of its
-    /// `DEVICE_OBJECT`s, alive while threads are created with it (the kernel then holds its own
-    /// reference until each thread exits). Any other object makes `IoCreateSystemThread`
+    /// `DEVICE_OBJECT`s, and stays alive for `'a` (the kernel then holds its own reference until
+    /// each thread created with it exits). Any other object makes `IoCreateSystemThread`
     /// bugcheck (0x148).
     #[must_use]
     pub const unsafe fn from_raw(object: NonNull<c_void>) -> Self {
         // INVARIANT: the caller's contract.
-        Self(object)
+        Self { object, _borrow: PhantomData }
     }
 }
 
@@ -61,7 +77,7 @@ pub struct Builder<'a> {
     name: Option<&'a str>,
     priority: Option<i32>,
     affinity: Option<GroupAffinity>,
-    io_object: Option<IoObject>,
+    io_object: Option<IoObject<'a>>,
 }
 
 /// Who waits for a thread before the data its closure borrows (for `'a`) goes away.
@@ -94,8 +110,10 @@ impl<'a> Builder<'a> {
     }
 
     /// Names the thread (`ZwSetInformationThread`, `ThreadNameInformation`, Windows 10 1607+),
-    /// as debuggers and tracing tools show it. The name is set before the closure starts; if
-    /// that fails, the closure never runs and spawning returns [`SpawnError::Name`].
+    /// as debuggers and tracing tools show it. The name is set before the closure starts. On
+    /// kernels without `ThreadNameInformation` (`STATUS_INVALID_INFO_CLASS`) the thread runs
+    /// unnamed; any other failure cancels it before its closure runs, and spawning returns
+    /// [`SpawnError::Name`].
     pub const fn name(mut self, name: &'a str) -> Self {
         self.name = Some(name);
         self
@@ -110,7 +128,10 @@ impl<'a> Builder<'a> {
     }
 
     /// Runs the closure with this group affinity (`KeSetSystemGroupAffinityThread`, reverted
-    /// with `KeRevertToUserGroupAffinityThread` when the closure returns).
+    /// with `KeRevertToUserGroupAffinityThread` when the closure returns). Spawning checks it
+    /// against the active processors (`KeQueryActiveGroupCount`,
+    /// `KeQueryActiveProcessorCountEx`) and refuses a group or processor that is not active
+    /// with [`SpawnError::InvalidArgument`]: the kernel would ignore it silently.
     pub const fn affinity(mut self, affinity: GroupAffinity) -> Self {
         self.affinity = Some(affinity);
         self
@@ -119,7 +140,7 @@ impl<'a> Builder<'a> {
     /// Creates the thread with `IoCreateSystemThread` (Windows 8+) on this driver or device
     /// object: the kernel holds a reference on the object, and so keeps the driver image
     /// loaded, until the thread exits. Such threads may be [detached](JoinHandle::detach).
-    pub const fn io_object(mut self, object: IoObject) -> Self {
+    pub const fn io_object(mut self, object: IoObject<'a>) -> Self {
         self.io_object = Some(object);
         self
     }
@@ -203,7 +224,17 @@ impl<'a> Builder<'a> {
                 return Err(SpawnError::InvalidArgument("empty affinity mask"));
             }
             Some(GroupAffinity { group, mask }) => {
-                Affinity::new(passive, group, mask).map_err(SpawnError::NotSupported)?
+                let affinity =
+                    Affinity::new(passive, group, mask).map_err(SpawnError::NotSupported)?;
+                // `KeSetSystemGroupAffinityThread` ignores an affinity outside the active
+                // processors silently: refuse it here instead.
+                let topology = Topology::query(passive).map_err(SpawnError::NotSupported)?;
+                if mask & !processor_mask(topology.processors(group)) != 0 {
+                    return Err(SpawnError::InvalidArgument(
+                        "affinity outside the active processors of the group",
+                    ));
+                }
+                affinity
             }
         };
         let options = Options {
@@ -220,13 +251,18 @@ impl<'a> Builder<'a> {
         &self,
         passive: Passive,
     ) -> Result<Option<(IoCreateSystemThread, NonNull<c_void>)>, SpawnError> {
-        let Some(IoObject(object)) = self.io_object else {
+        let Some(IoObject { object, .. }) = self.io_object else {
             return Ok(None);
         };
         let create = IoCreateSystemThread::get(passive)
             .ok_or(SpawnError::NotSupported(IoCreateSystemThread::NAME))?;
         Ok(Some((create, object)))
     }
+}
+
+/// The mask of the first `count` processors of a group.
+pub(crate) fn processor_mask(count: u32) -> u64 {
+    if count >= 64 { u64::MAX } else { (1u64 << count) - 1 }
 }
 
 /// The one call of `packet::spawn`.

@@ -7,6 +7,7 @@ use core::time::Duration;
 use crate::error::JoinError;
 use crate::id::ThreadId;
 use crate::packet::JoinInner;
+use crate::wait::{Waitable, sealed};
 
 /// An owned permission to join a system thread and receive its value.
 ///
@@ -122,5 +123,16 @@ impl<T> Drop for JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle").field("thread_id", &self.thread_id()).finish_non_exhaustive()
+    }
+}
+
+impl<T> sealed::Sealed for JoinHandle<T> {}
+impl<T> Waitable for JoinHandle<T> {
+    fn dispatcher_object(&self) -> *mut core::ffi::c_void {
+        self.inner.object_ptr()
+    }
+
+    fn observed(&self) {
+        self.inner.observed_exit();
     }
 }

@@ -77,6 +77,7 @@ mod irql;
 mod join;
 mod kernel;
 mod packet;
+mod processor;
 mod scope;
 mod status;
 mod stop;
@@ -84,6 +85,7 @@ mod sync;
 mod sys;
 mod thread;
 mod unload;
+mod wait;
 
 pub use builder::{Builder, GroupAffinity, IoObject, MAX_NAME_LEN};
 pub use error::{JoinError, JoinErrorKind, SpawnError};
@@ -93,13 +95,15 @@ pub use join::JoinHandle;
 pub use kernel::irql::current_irql;
 pub use kernel::pool::POOL_TAG;
 pub use packet::MAX_CLOSURE_SIZE;
+pub use processor::{Processor, available_parallelism, on_each_processor};
 pub use scope::{Scope, ScopedJoinHandle, scope};
 pub use status::NtStatus;
-pub use stop::{StopToken, StoppableJoinHandle};
+pub use stop::{StopToken, StoppableJoinHandle, Wake};
 #[allow(unused_imports)] // empty unless the host model is public
 pub use sys::public::*;
 pub use thread::{SystemThread, current_id, sleep, yield_now};
 pub use unload::live_threads;
+pub use wait::{Event, EventKind, WaitError, Waitable, wait_all, wait_any};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -487,7 +487,12 @@ where
     if let Some(priority) = options.priority {
         object.set_priority(passive.dispatch(), priority);
     }
-    let named = options.name.map_or(NtStatus::SUCCESS, |name| handle.set_name(passive, name));
+    let named = match options.name.map(|name| handle.set_name(passive, name)) {
+        // Kernels before Windows 10 1607 have no `ThreadNameInformation`: a name is
+        // best-effort there, not a reason to fail the spawn.
+        None | Some(NtStatus::INVALID_INFO_CLASS) => NtStatus::SUCCESS,
+        Some(status) => status,
+    };
     drop(handle);
     let thread_field: *mut Option<ThreadObject> = field!(fields.header, Header, thread);
     let id_field: *mut ThreadId = field!(fields.header, Header, id);
@@ -591,6 +596,16 @@ impl<T> JoinInner<T> {
             Err(WaitError::TimedOut) => Err(JoinErrorKind::TimedOut),
             Err(WaitError::Failed(status)) => Err(JoinErrorKind::Wait(status)),
         }
+    }
+
+    /// The thread object, for waits on several objects; it stays alive while `self` does.
+    pub(crate) fn object_ptr(&self) -> *mut c_void {
+        self.object().as_ptr()
+    }
+
+    /// A wait on several objects saw the thread object signalled: the thread has exited.
+    pub(crate) fn observed_exit(&self) {
+        self.header().exited.store(true, Ordering::Release);
     }
 
     /// Waits without a timeout, retrying failed waits, for the paths that must not go on before

@@ -9,6 +9,7 @@ use crate::builder::{Builder, Owner};
 use crate::error::{JoinError, SpawnError};
 use crate::id::ThreadId;
 use crate::packet::{JoinInner, ScopeList};
+use crate::wait::{Waitable, sealed};
 
 /// A scope in which threads may borrow anything that outlives it; see [`scope`].
 ///
@@ -179,5 +180,16 @@ impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
         f.debug_struct("ScopedJoinHandle")
             .field("thread_id", &self.thread_id())
             .finish_non_exhaustive()
+    }
+}
+
+impl<T> sealed::Sealed for ScopedJoinHandle<'_, T> {}
+impl<T> Waitable for ScopedJoinHandle<'_, T> {
+    fn dispatcher_object(&self) -> *mut core::ffi::c_void {
+        self.inner.object_ptr()
+    }
+
+    fn observed(&self) {
+        self.inner.observed_exit();
     }
 }

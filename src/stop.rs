@@ -13,6 +13,7 @@ use crate::kernel::irql::{AtMostApc, AtMostDispatch, Passive};
 use crate::kernel::wait::Timeout;
 use crate::packet::{Extra, Options};
 use crate::sync::{AtomicBool, Ordering};
+use crate::wait::{Event, WaitError, Waitable, sealed, wait_any};
 
 /// The stop request of one thread: a flag for cheap checks and a notification event for
 /// waits. Lives in the thread's packet; initialized in place.
@@ -118,6 +119,80 @@ impl StopToken {
             let _ = self.state.event.wait(apc, Timeout::Never);
         }
         Ok(())
+    }
+}
+
+/// What ended a [`StopToken::wait_for`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// Stop was requested (also when work is pending at the same time).
+    Stop,
+    /// The work event was set.
+    Work,
+    /// The timeout passed.
+    TimedOut,
+}
+
+impl StopToken {
+    /// Waits until stop is requested or `work` is set, in one wait: the loop of a worker that
+    /// sleeps until there is work (an event a DPC or a request sets) or it must stop, and
+    /// wakes for nothing else. A synchronization event is reset by the wake it causes.
+    ///
+    /// ```
+    /// use system_thread::{Event, EventKind, SystemThread, Wake};
+    ///
+    /// let work = std::sync::Arc::new(Event::new(EventKind::Synchronization)?);
+    /// let pending = std::sync::Arc::clone(&work);
+    /// let worker = SystemThread::spawn_stoppable(move |stop| {
+    ///     let mut items = 0u32;
+    ///     while stop.wait_for(&pending, None) == Ok(Wake::Work) {
+    ///         items += 1; // take the queued work and do it
+    ///     }
+    ///     items
+    /// })
+    /// .unwrap();
+    /// work.set().unwrap();
+    /// while !worker.is_finished() && work.wait_timeout(core::time::Duration::ZERO).is_err() {
+    ///     # break;
+    /// }
+    /// let items = worker.stop().ok();
+    /// assert!(items.is_some());
+    /// # Ok::<(), system_thread::WaitError>(())
+    /// ```
+    ///
+    /// # IRQL
+    /// `APC_LEVEL` or lower (a zero timeout: `DISPATCH_LEVEL` or lower).
+    ///
+    /// # Errors
+    /// As [`wait_any`](crate::wait_any); a timeout is not an error but [`Wake::TimedOut`].
+    pub fn wait_for(&self, work: &Event, timeout: Option<Duration>) -> Result<Wake, WaitError> {
+        if self.is_stop_requested() {
+            return Ok(Wake::Stop);
+        }
+        match wait_any(&[self, work], timeout) {
+            Ok(0) => Ok(Wake::Stop),
+            Ok(_) => Ok(Wake::Work),
+            Err(WaitError::TimedOut) => Ok(Wake::TimedOut),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl sealed::Sealed for StopToken {}
+impl Waitable for StopToken {
+    fn dispatcher_object(&self) -> *mut core::ffi::c_void {
+        self.state.event.object().cast()
+    }
+}
+
+impl<T> sealed::Sealed for StoppableJoinHandle<T> {}
+impl<T> Waitable for StoppableJoinHandle<T> {
+    fn dispatcher_object(&self) -> *mut core::ffi::c_void {
+        self.handle.dispatcher_object()
+    }
+
+    fn observed(&self) {
+        self.handle.observed();
     }
 }
 

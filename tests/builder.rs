@@ -11,7 +11,7 @@ use common::in_kernel;
 use system_thread::host::Call;
 use system_thread::{Builder, GroupAffinity, IoObject, NtStatus, SpawnError, current_id};
 
-fn fake_io_object() -> IoObject {
+fn fake_io_object() -> IoObject<'static> {
     static DEVICE: u8 = 0;
     let object = NonNull::from(&DEVICE).cast::<c_void>();
     // SAFETY: the host model only counts references on the pointer; it never reads it.
@@ -156,5 +156,32 @@ fn stoppable_builder_threads_combine_name_and_stop() {
         worker.request_stop();
         worker.join().unwrap();
         assert_eq!(kernel.threads()[0].name.as_deref(), Some("stoppable"));
+    });
+}
+
+#[test]
+fn a_kernel_without_thread_names_runs_the_thread_unnamed() {
+    in_kernel(|kernel| {
+        kernel.fail_nth(Call::ZwSetInformationThread, 1, NtStatus::INVALID_INFO_CLASS.0);
+        let handle = Builder::new().name("old-kernel").spawn(|| 5).unwrap();
+        assert_eq!(handle.join().unwrap(), 5);
+        assert_eq!(kernel.threads()[0].name, None);
+        assert_eq!(kernel.calls(Call::ZwSetInformationThread), 1);
+    });
+}
+
+#[test]
+fn affinities_outside_the_active_processors_are_refused() {
+    in_kernel(|kernel| {
+        kernel.set_topology(&[2, 4]);
+        for (group, mask) in [(0, 0b100), (2, 1), (1, 0b1_0000)] {
+            let err =
+                Builder::new().affinity(GroupAffinity { group, mask }).spawn(|| ()).unwrap_err();
+            assert!(matches!(err, SpawnError::InvalidArgument(_)), "{group} {mask:#x}: {err:?}");
+        }
+        assert_eq!(kernel.calls(Call::PsCreateSystemThread), 0);
+        let affinity = GroupAffinity { group: 1, mask: 0b1000 };
+        Builder::new().affinity(affinity).spawn(|| ()).unwrap().join().unwrap();
+        assert_eq!(kernel.threads()[0].affinity, Some((1, 0b1000)));
     });
 }

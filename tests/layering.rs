@@ -54,6 +54,27 @@ fn uses(text: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
     found
 }
 
+/// Depth-first search for a cycle through `node`.
+fn visit(
+    node: &str,
+    edges: &BTreeMap<String, BTreeSet<String>>,
+    stack: &mut Vec<String>,
+    done: &mut BTreeSet<String>,
+) {
+    if done.contains(node) {
+        return;
+    }
+    if let Some(at) = stack.iter().position(|n| n == node) {
+        panic!("import cycle: {} -> {node}", stack[at..].join(" -> "));
+    }
+    stack.push(node.to_owned());
+    for next in edges.get(node).into_iter().flatten() {
+        visit(next, edges, stack, done);
+    }
+    stack.pop();
+    done.insert(node.to_owned());
+}
+
 #[test]
 fn modules_form_no_import_cycle_and_only_the_kernel_layer_calls_sys() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -83,26 +104,6 @@ fn modules_form_no_import_cycle_and_only_the_kernel_layer_calls_sys() {
         entry.extend(used.into_iter().filter(|m| *m != module && !module.starts_with(m.as_str())));
     }
     assert!(edges.len() >= 15, "too few modules found: {:?}", edges.keys());
-    // Depth-first search for a cycle.
-    fn visit(
-        node: &str,
-        edges: &BTreeMap<String, BTreeSet<String>>,
-        stack: &mut Vec<String>,
-        done: &mut BTreeSet<String>,
-    ) {
-        if done.contains(node) {
-            return;
-        }
-        if let Some(at) = stack.iter().position(|n| n == node) {
-            panic!("import cycle: {} -> {node}", stack[at..].join(" -> "));
-        }
-        stack.push(node.to_owned());
-        for next in edges.get(node).into_iter().flatten() {
-            visit(next, edges, stack, done);
-        }
-        stack.pop();
-        done.insert(node.to_owned());
-    }
     let mut done = BTreeSet::new();
     for node in edges.keys() {
         visit(node, &edges, &mut Vec::new(), &mut done);

@@ -36,7 +36,7 @@ fn lines(buffer: &Mutex<Vec<String>>) -> Vec<String> {
 /// object and never dereferences it.
 static DEVICE_OBJECT: u64 = 0;
 
-fn device_object() -> IoObject {
+fn device_object() -> IoObject<'static> {
     // SAFETY: the host model accepts any non-NULL pointer as an I/O object and only uses its
     // address (to count the reference the kernel holds while the thread runs).
     unsafe { IoObject::from_raw(NonNull::from(&DEVICE_OBJECT).cast()) }
@@ -202,13 +202,13 @@ fn a_failed_spawn_is_reported_and_leaves_nothing_behind() {
 
 #[test]
 fn a_failure_to_name_the_thread_is_reported_and_leaves_nothing_behind() {
-    const INVALID_INFO_CLASS: i32 = 0xC000_0003_u32.cast_signed();
+    const ACCESS_DENIED: i32 = 0xC000_0022_u32.cast_signed();
     let kernel = Kernel::new();
-    kernel.fail_nth(Call::ZwSetInformationThread, 1, INVALID_INFO_CLASS);
+    kernel.fail_nth(Call::ZwSetInformationThread, 1, ACCESS_DENIED);
     let (log, buffer) = log_buffer!();
     kernel.run(|| {
         let error = worker::start(Some(device_object()), FAST, log).unwrap_err();
-        assert!(matches!(error, SpawnError::Name(s) if s.0 == INVALID_INFO_CLASS), "{error:?}");
+        assert!(matches!(error, SpawnError::Name(s) if s.0 == ACCESS_DENIED), "{error:?}");
     });
     assert!(lines(buffer).is_empty(), "the closure never ran: {:?}", lines(buffer));
     kernel.assert_clean();

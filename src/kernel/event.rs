@@ -26,14 +26,34 @@ impl RawEvent {
     /// # Safety
     /// `this` is valid for writes and the event stays at this address while it is used.
     pub(crate) unsafe fn init(this: *mut Self) {
-        // INVARIANT: initialized in place; the caller keeps it there.
-        // SAFETY: `RawEvent` is a transparent wrapper of the `KEVENT` storage, valid for writes
-        // (caller's contract).
-        unsafe { sys::KeInitializeEvent(this.cast(), sys::NOTIFICATION_EVENT, 0) };
+        // SAFETY: forwarded.
+        unsafe { Self::init_kind(this, false) };
     }
 
-    fn object(&self) -> *mut sys::KEVENT {
+    /// Initializes a non-signalled event at `this`: a notification event (stays set until
+    /// reset) or, with `synchronization`, one that a satisfied wait resets.
+    ///
+    /// # Safety
+    /// As [`init`](Self::init).
+    pub(crate) unsafe fn init_kind(this: *mut Self, synchronization: bool) {
+        let kind =
+            if synchronization { sys::SYNCHRONIZATION_EVENT } else { sys::NOTIFICATION_EVENT };
+        // INVARIANT: initialized in place; the caller keeps it there.
+        // SAFETY: `RawEvent` is a transparent wrapper of the `KEVENT` storage, valid for writes
+        // (caller's contract); KeInitializeEvent may be called at any IRQL.
+        unsafe { sys::KeInitializeEvent(this.cast(), kind, 0) };
+    }
+
+    /// The event as a dispatcher object, for waits on several objects.
+    pub(crate) fn object(&self) -> *mut sys::KEVENT {
         self.0.get().cast()
+    }
+
+    /// Sets the event non-signalled (`KeClearEvent`).
+    pub(crate) fn reset(&self, _: AtMostDispatch) {
+        // SAFETY: initialized (type invariant); clearing is allowed up to DISPATCH_LEVEL
+        // (proof).
+        unsafe { sys::KeClearEvent(self.object()) };
     }
 
     /// Sets the event (it stays set: a notification event).

@@ -83,3 +83,12 @@ impl Passive {
         AtMostDispatch(PhantomData)
     }
 }
+
+impl AtMostApc {
+    /// `APC_LEVEL` is below `DISPATCH_LEVEL`.
+    #[inline]
+    #[allow(clippy::unused_self)] // the proof is the argument
+    pub(crate) fn dispatch(self) -> AtMostDispatch {
+        AtMostDispatch(PhantomData)
+    }
+}

@@ -132,3 +132,44 @@ impl Drop for AffinityGuard {
         unsafe { (self.revert.0)(&raw mut self.previous) };
     }
 }
+
+/// The active processor groups and the processors in each (`KeQueryActiveGroupCount`,
+/// `KeQueryActiveProcessorCountEx`).
+#[derive(Clone, Copy)]
+pub(crate) struct Topology {
+    count: KeQueryActiveProcessorCountEx,
+    groups: u16,
+}
+
+impl Topology {
+    /// Queries the active groups; `Err` names a routine this kernel lacks.
+    pub(crate) fn query(passive: Passive) -> Result<Self, &'static str> {
+        let groups = KeQueryActiveGroupCount::get(passive).ok_or(KeQueryActiveGroupCount::NAME)?;
+        let count = KeQueryActiveProcessorCountEx::get(passive)
+            .ok_or(KeQueryActiveProcessorCountEx::NAME)?;
+        // SAFETY: resolved by name with this signature; callable at any IRQL, no arguments.
+        let groups = unsafe { (groups.0)() };
+        Ok(Self { count, groups })
+    }
+
+    /// Active processor groups.
+    pub(crate) fn groups(&self) -> u16 {
+        self.groups
+    }
+
+    /// Active processors in `group` (0 for a group that does not exist).
+    pub(crate) fn processors(&self, group: u16) -> u32 {
+        if group >= self.groups {
+            return 0;
+        }
+        // SAFETY: resolved by name with this signature; callable at any IRQL; any group number
+        // is accepted (an inactive one counts 0).
+        unsafe { (self.count.0)(group) }
+    }
+
+    /// Active processors in all groups.
+    pub(crate) fn total(&self) -> u32 {
+        // SAFETY: as in `processors`; ALL_PROCESSOR_GROUPS counts every group.
+        unsafe { (self.count.0)(sys::ALL_PROCESSOR_GROUPS) }
+    }
+}

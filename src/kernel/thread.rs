@@ -181,6 +181,11 @@ impl ThreadObject {
         unsafe { wait::poll(dispatch, self.0.as_ptr()) }
     }
 
+    /// The thread object, for waits on several objects.
+    pub(crate) fn as_ptr(&self) -> *mut c_void {
+        self.0.as_ptr()
+    }
+
     /// Sets the thread's priority (`KeSetPriorityThread`); `priority` is 1 to 31.
     pub(crate) fn set_priority(&self, _: AtMostDispatch, priority: i32) {
         // SAFETY: a referenced thread object (type invariant); the proof shows IRQL <=

@@ -17,6 +17,17 @@ pub(crate) enum WaitError {
     Failed(NtStatus),
 }
 
+/// Why a wait on several objects returned without being satisfied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MultiWaitError {
+    /// The wait itself timed out or failed.
+    Wait(WaitError),
+    /// More objects than one wait takes (`MAXIMUM_WAIT_OBJECTS`), or none.
+    TooMany,
+    /// No pool for the wait blocks of more than `THREAD_WAIT_OBJECTS` objects.
+    OutOfMemory,
+}
+
 /// A relative timeout in the kernel's form: negative, in 100 ns units, rounded up.
 pub(crate) fn relative_100ns(duration: Duration) -> i64 {
     let ticks = duration.as_nanos().div_ceil(100);
@@ -92,4 +103,81 @@ pub(crate) fn yield_now(_: Passive) {
     // SAFETY: the proof shows PASSIVE_LEVEL, the only precondition; STATUS_NO_YIELD_PERFORMED
     // is not an error.
     let _ = unsafe { sys::ZwYieldExecution() };
+}
+
+/// The IRQL proof a wait needs: a poll (zero timeout) is allowed up to `DISPATCH_LEVEL`,
+/// a wait that may block up to `APC_LEVEL`.
+#[derive(Clone, Copy)]
+pub(crate) enum WaitIrql {
+    /// A zero-timeout wait.
+    Poll(AtMostDispatch),
+    /// A wait for at most this long (or forever).
+    Block(AtMostApc, Timeout),
+}
+
+/// Waits until one (`all == false`: returns its index) or all (returns 0) of `objects` are
+/// signalled, or the timeout passes, in one `KeWaitForMultipleObjects`. More than
+/// `THREAD_WAIT_OBJECTS` objects need a wait block array, taken from non-paged pool for the
+/// wait.
+///
+/// # Safety
+/// Every pointer is a dispatcher object (thread or event) that stays alive during the call.
+pub(crate) unsafe fn wait_multiple(
+    irql: WaitIrql,
+    objects: &[*mut c_void],
+    all: bool,
+) -> Result<usize, MultiWaitError> {
+    let (dispatch, timeout) = match irql {
+        WaitIrql::Poll(dispatch) => (dispatch, Timeout::After(Duration::ZERO)),
+        WaitIrql::Block(apc, timeout) => (apc.dispatch(), timeout),
+    };
+    let count = u32::try_from(objects.len()).map_err(|_| MultiWaitError::TooMany)?;
+    if count == 0 || count > sys::MAXIMUM_WAIT_OBJECTS {
+        return Err(MultiWaitError::TooMany);
+    }
+    let mut array = [ptr::null_mut::<c_void>(); sys::MAXIMUM_WAIT_OBJECTS as usize];
+    for (slot, &object) in array.iter_mut().zip(objects) {
+        *slot = object;
+    }
+    let blocks = if count > sys::THREAD_WAIT_OBJECTS {
+        let size = objects.len() * size_of::<sys::KWAIT_BLOCK>();
+        Some(super::pool::allocate(dispatch, size).ok_or(MultiWaitError::OutOfMemory)?)
+    } else {
+        None
+    };
+    let mut interval = sys::LARGE_INTEGER { QuadPart: 0 };
+    let interval_ptr = match timeout {
+        Timeout::Never => ptr::null_mut(),
+        Timeout::After(duration) => {
+            interval.QuadPart = relative_100ns(duration);
+            &raw mut interval
+        }
+    };
+    let wait_type = if all { sys::WAIT_ALL } else { sys::WAIT_ANY };
+    // SAFETY: `count` live dispatcher objects (caller's contract) in a local array; a wait block
+    // array of `count` blocks when more than THREAD_WAIT_OBJECTS; the interval is a live local
+    // or NULL; the proofs show the IRQL the timeout needs.
+    let status = unsafe {
+        sys::KeWaitForMultipleObjects(
+            count,
+            array.as_mut_ptr(),
+            wait_type,
+            sys::EXECUTIVE,
+            sys::KERNEL_MODE,
+            0,
+            interval_ptr,
+            blocks.map_or(ptr::null_mut(), |b| b.as_ptr().cast()),
+        )
+    };
+    if let Some(block) = blocks {
+        // SAFETY: allocated above, not used after the wait returned.
+        unsafe { super::pool::free(block) };
+    }
+    match status {
+        sys::STATUS_TIMEOUT => Err(MultiWaitError::Wait(WaitError::TimedOut)),
+        s if s >= sys::STATUS_WAIT_0 && s < sys::STATUS_WAIT_0 + count.cast_signed() => {
+            Ok(usize::try_from(s - sys::STATUS_WAIT_0).unwrap_or(0))
+        }
+        other => Err(MultiWaitError::Wait(WaitError::Failed(NtStatus(other)))),
+    }
 }

@@ -61,14 +61,18 @@ mod verify;
 
 pub(crate) use provider::{
     CLIENT_ID, EXECUTIVE, ExFreePoolWithTag, GROUP_AFFINITY, HANDLE, KERNEL_MODE, KEVENT,
-    KeDelayExecutionThread, KeInitializeEvent, KeSetEvent, KeSetPriorityThread,
-    KeWaitForSingleObject, LARGE_INTEGER, MmGetSystemRoutineAddress, NOTIFICATION_EVENT, NTSTATUS,
-    OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES, ObReferenceObjectByHandle, ObfDereferenceObject, PVOID,
-    PsCreateSystemThread, PsGetCurrentThreadId, THREAD_ALL_ACCESS, THREAD_NAME_INFORMATION,
-    UNICODE_STRING, ZwClose, ZwSetInformationThread, ZwWaitForSingleObject, ZwYieldExecution,
-    allocate_pool, current_irql, optional,
+    KWAIT_BLOCK, KeClearEvent, KeDelayExecutionThread, KeInitializeEvent, KeSetEvent,
+    KeSetPriorityThread, KeWaitForMultipleObjects, KeWaitForSingleObject, LARGE_INTEGER,
+    MmGetSystemRoutineAddress, NOTIFICATION_EVENT, NTSTATUS, OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES,
+    ObReferenceObjectByHandle, ObfDereferenceObject, PVOID, PsCreateSystemThread,
+    PsGetCurrentThreadId, SYNCHRONIZATION_EVENT, THREAD_ALL_ACCESS, THREAD_NAME_INFORMATION,
+    UNICODE_STRING, WAIT_ALL, WAIT_ANY, ZwClose, ZwSetInformationThread, ZwWaitForSingleObject,
+    ZwYieldExecution, allocate_pool, current_irql, optional,
 };
 pub(crate) use routines::kernel_routines;
+pub(crate) use types::{
+    ALL_PROCESSOR_GROUPS, MAXIMUM_WAIT_OBJECTS, STATUS_WAIT_0, THREAD_WAIT_OBJECTS,
+};
 
 #[cfg(all(windows, not(feature = "host-model")))]
 mod kernel_state {

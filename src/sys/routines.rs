@@ -64,6 +64,17 @@ macro_rules! kernel_routines {
                 fn PsGetCurrentThreadId() -> HANDLE;
                 fn KeInitializeEvent(Event: PRKEVENT, Type: EVENT_TYPE, State: BOOLEAN);
                 fn KeSetEvent(Event: PRKEVENT, Increment: KPRIORITY, Wait: BOOLEAN) -> LONG;
+                fn KeClearEvent(Event: PRKEVENT);
+                fn KeWaitForMultipleObjects(
+                    Count: ULONG,
+                    Object: *mut PVOID,
+                    WaitType: WAIT_TYPE,
+                    WaitReason: KWAIT_REASON,
+                    WaitMode: KPROCESSOR_MODE,
+                    Alertable: BOOLEAN,
+                    Timeout: PLARGE_INTEGER,
+                    WaitBlockArray: PKWAIT_BLOCK,
+                ) -> NTSTATUS;
                 fn MmGetSystemRoutineAddress(SystemRoutineName: PUNICODE_STRING) -> PVOID;
                 fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
             }
@@ -80,7 +91,7 @@ macro_rules! kernel_routines {
             }
             // Resolved at run time with `MmGetSystemRoutineAddress` (missing from older
             // kernels, or from Wine 8): `IoCreateSystemThread` since Windows 8, the group
-            // affinity routines since Windows 7.
+            // affinity and processor-count routines since Windows 7.
             optional {
                 fn IoCreateSystemThread(
                     IoObject: PVOID,
@@ -97,6 +108,8 @@ macro_rules! kernel_routines {
                     PreviousAffinity: PGROUP_AFFINITY,
                 );
                 fn KeRevertToUserGroupAffinityThread(PreviousAffinity: PGROUP_AFFINITY);
+                fn KeQueryActiveGroupCount() -> USHORT;
+                fn KeQueryActiveProcessorCountEx(GroupNumber: USHORT) -> ULONG;
             }
         }
     };

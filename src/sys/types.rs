@@ -36,6 +36,7 @@ pub type POOL_TYPE = i32;
 pub type KWAIT_REASON = i32;
 pub type EVENT_TYPE = i32;
 pub type THREADINFOCLASS = i32;
+pub type WAIT_TYPE = i32;
 
 /// `UNICODE_STRING`: counted UTF-16, lengths in bytes.
 #[repr(C)]
@@ -73,6 +74,13 @@ pub union LARGE_INTEGER {
     pub QuadPart: i64,
 }
 
+/// `KWAIT_BLOCK`: opaque here (0x30 bytes on 64-bit Windows); only the kernel reads it.
+#[repr(C, align(8))]
+pub struct KWAIT_BLOCK {
+    _opaque: [u64; 6],
+}
+pub type PKWAIT_BLOCK = *mut KWAIT_BLOCK;
+
 /// `GROUP_AFFINITY`.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -92,4 +100,15 @@ pub const NON_PAGED_POOL_NX: POOL_TYPE = 512;
 pub const EXECUTIVE: KWAIT_REASON = 0;
 pub const KERNEL_MODE: KPROCESSOR_MODE = 0;
 pub const NOTIFICATION_EVENT: EVENT_TYPE = 0;
+pub const SYNCHRONIZATION_EVENT: EVENT_TYPE = 1;
 pub const THREAD_NAME_INFORMATION: THREADINFOCLASS = 38;
+pub const WAIT_ALL: WAIT_TYPE = 0;
+pub const WAIT_ANY: WAIT_TYPE = 1;
+/// Objects a wait can take without a caller-supplied wait block array.
+pub const THREAD_WAIT_OBJECTS: u32 = 3;
+/// Objects one `KeWaitForMultipleObjects` can take.
+pub const MAXIMUM_WAIT_OBJECTS: u32 = 64;
+/// `STATUS_WAIT_0`: the first object of a wait-any was signalled (`STATUS_WAIT_0 + i`: the i-th).
+pub const STATUS_WAIT_0: NTSTATUS = 0;
+/// `ALL_PROCESSOR_GROUPS` for `KeQueryActiveProcessorCountEx`.
+pub const ALL_PROCESSOR_GROUPS: USHORT = 0xFFFF;

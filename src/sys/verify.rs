@@ -60,6 +60,7 @@ same_type!(
     KWAIT_REASON,
     EVENT_TYPE,
     THREADINFOCLASS,
+    WAIT_TYPE,
     PWCH,
     PKSTART_ROUTINE,
 );
@@ -70,7 +71,7 @@ macro_rules! same_size {
         $(const _: () = assert!(size_of::<types::$t>() == size_of::<wdk_sys::$t>());)*
     };
 }
-same_size!(PKTHREAD, POBJECT_TYPE, POBJECT_HANDLE_INFORMATION);
+same_size!(PKTHREAD, POBJECT_TYPE, POBJECT_HANDLE_INFORMATION, PKWAIT_BLOCK);
 
 /// Structures: same size, alignment and field offsets.
 macro_rules! same_layout {
@@ -90,6 +91,7 @@ same_layout!(types::CLIENT_ID, wdk_sys::CLIENT_ID, [UniqueProcess, UniqueThread]
 same_layout!(types::GROUP_AFFINITY, wdk_sys::GROUP_AFFINITY, [Mask, Group, Reserved]);
 same_layout!(types::LARGE_INTEGER, wdk_sys::LARGE_INTEGER, [QuadPart]);
 same_layout!(own::KEVENT, wdk_sys::KEVENT, []);
+same_layout!(types::KWAIT_BLOCK, wdk_sys::KWAIT_BLOCK, []);
 
 // The constants the `ntoskrnl` provider defines itself.
 const _: () = assert!(types::OBJ_KERNEL_HANDLE == wdk_sys::OBJ_KERNEL_HANDLE);
@@ -101,3 +103,10 @@ const _: () = assert!(types::NON_PAGED_POOL_NX == wdk_sys::_POOL_TYPE::NonPagedP
 const _: () = assert!(types::EXECUTIVE == wdk_sys::_KWAIT_REASON::Executive);
 const _: () = assert!(types::KERNEL_MODE as i32 == wdk_sys::_MODE::KernelMode);
 const _: () = assert!(types::NOTIFICATION_EVENT == wdk_sys::_EVENT_TYPE::NotificationEvent);
+const _: () = assert!(types::SYNCHRONIZATION_EVENT == wdk_sys::_EVENT_TYPE::SynchronizationEvent);
+const _: () = assert!(types::WAIT_ALL == wdk_sys::_WAIT_TYPE::WaitAll);
+const _: () = assert!(types::WAIT_ANY == wdk_sys::_WAIT_TYPE::WaitAny);
+const _: () = assert!(types::THREAD_WAIT_OBJECTS == wdk_sys::THREAD_WAIT_OBJECTS);
+const _: () = assert!(types::MAXIMUM_WAIT_OBJECTS == wdk_sys::MAXIMUM_WAIT_OBJECTS);
+const _: () = assert!(types::STATUS_WAIT_0 == wdk_sys::STATUS_WAIT_0);
+const _: () = assert!(types::ALL_PROCESSOR_GROUPS as u32 == wdk_sys::ALL_PROCESSOR_GROUPS);

@@ -23,8 +23,8 @@ pub(crate) mod optional {
 }
 
 pub(crate) use wdk_sys::{
-    CLIENT_ID, GROUP_AFFINITY, HANDLE, KEVENT, LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PVOID,
-    UNICODE_STRING,
+    CLIENT_ID, GROUP_AFFINITY, HANDLE, KEVENT, KWAIT_BLOCK, LARGE_INTEGER, NTSTATUS,
+    OBJECT_ATTRIBUTES, PVOID, UNICODE_STRING,
 };
 
 // Not in any WDK header (`ZwYieldExecution`), or inline there (`KeGetCurrentIrql` before WDK
@@ -38,6 +38,10 @@ pub(crate) const EXECUTIVE: wdk_sys::KWAIT_REASON = wdk_sys::_KWAIT_REASON::Exec
 pub(crate) const KERNEL_MODE: wdk_sys::KPROCESSOR_MODE =
     wdk_sys::_MODE::KernelMode as wdk_sys::KPROCESSOR_MODE;
 pub(crate) const NOTIFICATION_EVENT: wdk_sys::EVENT_TYPE = wdk_sys::_EVENT_TYPE::NotificationEvent;
+pub(crate) const SYNCHRONIZATION_EVENT: wdk_sys::EVENT_TYPE =
+    wdk_sys::_EVENT_TYPE::SynchronizationEvent;
+pub(crate) const WAIT_ALL: wdk_sys::WAIT_TYPE = wdk_sys::_WAIT_TYPE::WaitAll;
+pub(crate) const WAIT_ANY: wdk_sys::WAIT_TYPE = wdk_sys::_WAIT_TYPE::WaitAny;
 /// `ThreadNameInformation` is missing from the public `THREADINFOCLASS` enum of the WDK.
 pub(crate) const THREAD_NAME_INFORMATION: wdk_sys::THREADINFOCLASS = 38;
 

@@ -47,7 +47,7 @@ pub struct Worker {
 /// # Errors
 /// The [`SpawnError`] of `system-thread` when the thread cannot be created or named; nothing is
 /// left running or allocated then.
-pub fn start(io: Option<IoObject>, period: Duration, log: Log) -> Result<Worker, SpawnError> {
+pub fn start(io: Option<IoObject<'_>>, period: Duration, log: Log) -> Result<Worker, SpawnError> {
     let builder = Builder::new().name(THREAD_NAME);
     if let Some(io) = io {
         match builder.io_object(io).spawn_stoppable(ticker(period, log)) {

@@ -13,6 +13,7 @@ use core::ffi::c_void;
 use core::time::Duration;
 use std::alloc::Layout;
 use std::sync::Arc;
+use std::vec::Vec;
 
 pub(crate) use super::types::*;
 use model::{Call, ThreadRecord};
@@ -398,12 +399,10 @@ pub unsafe extern "C" fn ZwYieldExecution() -> NTSTATUS {
 pub unsafe extern "C" fn KeInitializeEvent(Event: PRKEVENT, Type: EVENT_TYPE, State: BOOLEAN) {
     let _ = self::State::current().enter(Call::KeInitializeEvent);
     let auto_reset = Type != NOTIFICATION_EVENT;
+    let kernel = self::State::current();
+    let dispatcher = Dispatcher::new(state::EVENT_OBJECT, State != 0, auto_reset, &kernel);
     // SAFETY: Event points to writable storage for a KEVENT (routine contract).
-    unsafe {
-        Event.write(KEVENT {
-            dispatcher: Dispatcher::new(state::EVENT_OBJECT, State != 0, auto_reset),
-        });
-    };
+    unsafe { Event.write(KEVENT { dispatcher }) };
 }
 
 pub unsafe extern "C" fn KeSetEvent(
@@ -415,6 +414,77 @@ pub unsafe extern "C" fn KeSetEvent(
     let _ = State::current().enter(Call::KeSetEvent);
     // SAFETY: Event is an initialized KEVENT (routine contract).
     LONG::from(unsafe { &*Event }.dispatcher.signal())
+}
+
+pub unsafe extern "C" fn KeClearEvent(Event: PRKEVENT) {
+    require_irql(DISPATCH_LEVEL, "KeClearEvent");
+    let _ = State::current().enter(Call::KeClearEvent);
+    // SAFETY: Event is an initialized KEVENT (routine contract); checked by `dispatcher`.
+    let _previous = unsafe { dispatcher(Event.cast(), "KeClearEvent") }.reset();
+}
+
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn KeWaitForMultipleObjects(
+    Count: ULONG,
+    Object: *mut PVOID,
+    WaitType: WAIT_TYPE,
+    _WaitReason: KWAIT_REASON,
+    _WaitMode: KPROCESSOR_MODE,
+    _Alertable: BOOLEAN,
+    Timeout: PLARGE_INTEGER,
+    WaitBlockArray: PKWAIT_BLOCK,
+) -> NTSTATUS {
+    // SAFETY: Timeout is NULL or readable (routine contract).
+    let timeout = unsafe { relative_timeout(Timeout, "KeWaitForMultipleObjects") };
+    if timeout == Some(Duration::ZERO) {
+        require_irql(DISPATCH_LEVEL, "KeWaitForMultipleObjects");
+    } else {
+        require_irql(APC_LEVEL, "KeWaitForMultipleObjects with a non-zero timeout");
+    }
+    if Count == 0 || Count > MAXIMUM_WAIT_OBJECTS {
+        bugcheck(&std::format!("MAXIMUM_WAIT_OBJECTS_EXCEEDED: KeWaitForMultipleObjects({Count})"));
+    }
+    if Count > THREAD_WAIT_OBJECTS && WaitBlockArray.is_null() {
+        bugcheck(&std::format!(
+            "MAXIMUM_WAIT_OBJECTS_EXCEEDED: KeWaitForMultipleObjects({Count}) without a wait \
+             block array"
+        ));
+    }
+    if WaitType != WAIT_ALL && WaitType != WAIT_ANY {
+        bugcheck("KeWaitForMultipleObjects: unknown wait type");
+    }
+    if let Some(status) = State::current().enter(Call::KeWaitForMultipleObjects) {
+        return status;
+    }
+    // SAFETY: Object points to Count object pointers (routine contract).
+    let pointers = unsafe { core::slice::from_raw_parts(Object, Count as usize) };
+    let objects: Vec<&Dispatcher> = pointers
+        .iter()
+        // SAFETY: each is a dispatcher object the caller keeps alive (routine contract);
+        // checked by `dispatcher`.
+        .map(|&object| unsafe { dispatcher(object, "KeWaitForMultipleObjects") })
+        .collect();
+    match state::wait_multiple(&objects, WaitType == WAIT_ALL, timeout) {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)] // index < 64
+        Some(index) => STATUS_WAIT_0 + index as NTSTATUS,
+        None => STATUS_TIMEOUT,
+    }
+}
+
+pub unsafe extern "C" fn KeQueryActiveGroupCount() -> USHORT {
+    let kernel = State::current();
+    let _ = kernel.enter(Call::KeQueryActiveGroupCount);
+    USHORT::try_from(kernel.topology().len()).unwrap_or(USHORT::MAX)
+}
+
+pub unsafe extern "C" fn KeQueryActiveProcessorCountEx(GroupNumber: USHORT) -> ULONG {
+    let kernel = State::current();
+    let _ = kernel.enter(Call::KeQueryActiveProcessorCountEx);
+    let topology = kernel.topology();
+    if GroupNumber == ALL_PROCESSOR_GROUPS {
+        return topology.iter().sum();
+    }
+    topology.get(usize::from(GroupNumber)).copied().unwrap_or(0)
 }
 
 pub unsafe extern "C" fn MmGetSystemRoutineAddress(SystemRoutineName: PUNICODE_STRING) -> PVOID {
@@ -505,7 +575,17 @@ pub unsafe extern "C" fn KeSetSystemGroupAffinityThread(
     if affinity.Mask == 0 {
         bugcheck("KeSetSystemGroupAffinityThread: empty affinity mask");
     }
-    let previous = state::set_affinity(Some((affinity.Group, affinity.Mask)));
+    // Like the real routine, an affinity outside the active processors is ignored silently.
+    let topology = State::current().topology();
+    let valid = topology.get(usize::from(affinity.Group)).is_some_and(|&count| {
+        let all = if count >= 64 { u64::MAX } else { (1u64 << count) - 1 };
+        affinity.Mask & !all == 0
+    });
+    let previous = if valid {
+        state::set_affinity(Some((affinity.Group, affinity.Mask)))
+    } else {
+        state::current_affinity()
+    };
     if !PreviousAffinity.is_null() {
         let (group, mask) = previous.unwrap_or((0, 0));
         // SAFETY: a non-NULL PreviousAffinity is writable (routine contract).

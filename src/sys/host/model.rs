@@ -165,6 +165,21 @@ impl Kernel {
         self.state.hide(call);
     }
 
+    /// Makes the kernel report these processor groups, with this many active processors each
+    /// (the default is one group of 4). Group affinities are checked against it: like a real
+    /// kernel, `KeSetSystemGroupAffinityThread` ignores an invalid group or mask.
+    ///
+    /// # Panics
+    /// When a group has no processor or more than 64, or there are no groups or more than 64.
+    pub fn set_topology(&self, processors_per_group: &[u32]) {
+        assert!(
+            (1..=64).contains(&processors_per_group.len())
+                && processors_per_group.iter().all(|n| (1..=64).contains(n)),
+            "host model: 1 to 64 groups of 1 to 64 processors"
+        );
+        self.state.set_topology(processors_per_group);
+    }
+
     /// New system threads start at this IRQL (a real kernel always uses `PASSIVE_LEVEL` = 0;
     /// anything else lets a test see what the trampoline's assertion does).
     pub fn set_start_irql(&self, irql: u8) {

@@ -8,7 +8,7 @@ use core::ffi::c_void;
 use std::boxed::Box;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 use std::vec::Vec;
@@ -24,39 +24,82 @@ pub(super) const THREAD_OBJECT: usize = 0x5448_5244; // "THRD"
 pub(super) const EVENT_OBJECT: usize = 0x4556_4e54; // "EVNT"
 
 /// A waitable object: the first field of every thread object and host `KEVENT`.
+///
+/// All waits and signals of a kernel's objects go through that kernel's dispatcher lock (as
+/// the real kernel's dispatcher database), so that a wait on several objects sees them change
+/// consistently.
 #[repr(C)]
 pub struct Dispatcher {
     /// `THREAD_OBJECT` or `EVENT_OBJECT`: lets a wait tell a live object from anything else.
     pub(super) kind: usize,
-    signalled: rt::Mutex<bool>,
-    cv: rt::Condvar,
+    /// Only written under the kernel's dispatcher lock.
+    signalled: AtomicBool,
     auto_reset: bool,
+    kernel: Weak<State>,
 }
 
 impl Dispatcher {
-    pub(super) fn new(kind: usize, signalled: bool, auto_reset: bool) -> Self {
-        Self { kind, signalled: rt::Mutex::new(signalled), cv: rt::Condvar::new(), auto_reset }
+    pub(super) fn new(kind: usize, signalled: bool, auto_reset: bool, kernel: &Arc<State>) -> Self {
+        Self {
+            kind,
+            signalled: AtomicBool::new(signalled),
+            auto_reset,
+            kernel: Arc::downgrade(kernel),
+        }
+    }
+
+    /// The object's kernel (alive while any of its objects is used).
+    pub(super) fn kernel(&self) -> Arc<State> {
+        self.kernel.upgrade().unwrap_or_else(|| bugcheck("an object outlived its kernel"))
     }
 
     /// Sets the object signalled; returns the previous state.
     pub(super) fn signal(&self) -> bool {
-        let mut state = self.signalled.lock().unwrap_or_else(PoisonError::into_inner);
-        let previous = *state;
-        *state = true;
-        self.cv.notify_all();
+        let kernel = self.kernel();
+        let guard = kernel.dispatch_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = self.signalled.swap(true, Ordering::Relaxed);
+        drop(guard);
+        kernel.dispatch_cv.notify_all();
         previous
+    }
+
+    /// Sets the object non-signalled; returns the previous state.
+    pub(super) fn reset(&self) -> bool {
+        let kernel = self.kernel();
+        let _guard = kernel.dispatch_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.signalled.swap(false, Ordering::Relaxed)
     }
 
     /// Waits until signalled or until `timeout` passes (`None`: forever). True if signalled.
     pub(super) fn wait(&self, timeout: Option<Duration>) -> bool {
-        let state = self.signalled.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut state = rt::wait_until(&self.cv, state, timeout, |s| *s);
-        let signalled = *state;
-        if signalled && self.auto_reset {
-            *state = false;
-        }
-        signalled
+        wait_multiple(&[self], false, timeout).is_some()
     }
+}
+
+/// Waits until one (`all == false`) or all of `objects`, which belong to one kernel, are
+/// signalled, or `timeout` passes. Returns the index of the object that satisfied a wait-any
+/// (0 for a wait-all), after consuming the signal of auto-reset objects.
+pub(super) fn wait_multiple(
+    objects: &[&Dispatcher],
+    all: bool,
+    timeout: Option<Duration>,
+) -> Option<usize> {
+    let first = objects.first()?;
+    let kernel = first.kernel();
+    let ready = |objects: &[&Dispatcher]| {
+        let mut signalled = objects.iter().map(|o| o.signalled.load(Ordering::Relaxed));
+        if all { signalled.all(|s| s).then_some(0) } else { signalled.position(|s| s) }
+    };
+    let guard = kernel.dispatch_lock.lock().unwrap_or_else(PoisonError::into_inner);
+    let guard = rt::wait_until(&kernel.dispatch_cv, guard, timeout, |&()| ready(objects).is_some());
+    let satisfied = ready(objects)?;
+    let consumed: &[&Dispatcher] =
+        if all { objects } else { objects.get(satisfied..=satisfied).unwrap_or(&[]) };
+    for object in consumed.iter().filter(|o| o.auto_reset) {
+        object.signalled.store(false, Ordering::Relaxed);
+    }
+    drop(guard);
+    Some(satisfied)
 }
 
 /// A model thread object (`ETHREAD`). Reached through raw pointers handed to the driver.
@@ -70,7 +113,6 @@ pub(super) struct ThreadObject {
     /// References: handles, driver references, and one held by the running thread.
     refs: AtomicUsize,
     pub(super) id: usize,
-    pub(super) kernel: Weak<State>,
 }
 
 impl ThreadObject {
@@ -94,7 +136,7 @@ impl ThreadObject {
 
     /// The object's kernel (alive while any of its objects is used).
     pub(super) fn kernel(&self) -> Arc<State> {
-        self.kernel.upgrade().unwrap_or_else(|| bugcheck("a thread object outlived its kernel"))
+        self.dispatcher.kernel()
     }
 
     /// Drops one reference; the last one marks the object dead.
@@ -146,13 +188,21 @@ struct Inner {
     threads: BTreeMap<usize, ThreadRecord>,
     os_threads: Vec<rt::Thread>,
     start_irql: u8,
+    /// Active processors per processor group; empty: one group of `DEFAULT_PROCESSORS`.
+    topology: Vec<u32>,
 }
+
+/// Processors of the default topology (one group).
+pub(super) const DEFAULT_PROCESSORS: u32 = 4;
 
 /// The state of one model kernel.
 pub(super) struct State {
     inner: Mutex<Inner>,
     /// The driver's count of live threads (`system_thread::live_threads`).
     pub(super) live_threads: AtomicUsize,
+    /// The dispatcher lock: every wait and signal of this kernel's objects takes it.
+    dispatch_lock: rt::Mutex<()>,
+    dispatch_cv: rt::Condvar,
 }
 
 impl Drop for State {
@@ -195,6 +245,8 @@ impl State {
         Arc::new(Self {
             inner: Mutex::new(Inner { next_handle: 4, ..Inner::default() }),
             live_threads: AtomicUsize::new(0),
+            dispatch_lock: rt::Mutex::new(()),
+            dispatch_cv: rt::Condvar::new(),
         })
     }
 
@@ -294,10 +346,9 @@ impl State {
     ) -> Result<(*const ThreadObject, usize), i32> {
         let id = NEXT_THREAD_ID.fetch_add(4, Ordering::Relaxed);
         let object = Box::into_raw(Box::new(ThreadObject {
-            dispatcher: Dispatcher::new(THREAD_OBJECT, false, false),
+            dispatcher: Dispatcher::new(THREAD_OBJECT, false, false, self),
             refs: AtomicUsize::new(2),
             id,
-            kernel: Arc::downgrade(self),
         }));
         let io_object = record.io_object;
         let start_irql = {
@@ -374,6 +425,11 @@ pub(super) fn current_thread_id() -> usize {
     })
 }
 
+/// The calling thread's group affinity, if one was set.
+pub(super) fn current_affinity() -> Option<(u16, u64)> {
+    AFFINITY.with(Cell::get)
+}
+
 pub(super) fn set_affinity(affinity: Option<(u16, u64)>) -> Option<(u16, u64)> {
     let id = current_thread_id();
     let previous = AFFINITY.with(|a| a.replace(affinity));
@@ -403,6 +459,16 @@ impl State {
 
     pub(super) fn hide(&self, call: Call) {
         lock(&self.inner).hidden.push(call);
+    }
+
+    /// Active processors per group (`KeQueryActiveGroupCount`, `KeQueryActiveProcessorCountEx`).
+    pub(super) fn topology(&self) -> Vec<u32> {
+        let topology = lock(&self.inner).topology.clone();
+        if topology.is_empty() { std::vec![DEFAULT_PROCESSORS] } else { topology }
+    }
+
+    pub(super) fn set_topology(&self, processors_per_group: &[u32]) {
+        lock(&self.inner).topology = processors_per_group.to_vec();
     }
 
     pub(super) fn set_start_irql(&self, irql: u8) {
