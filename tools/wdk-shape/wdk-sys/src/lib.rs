@@ -51,6 +51,13 @@ pub mod _POOL_TYPE { pub type Type = ::core::ffi::c_int; pub const NonPagedPoolN
 pub use self::_POOL_TYPE::Type as POOL_TYPE;
 pub mod _THREADINFOCLASS { pub type Type = ::core::ffi::c_int; pub const ThreadPriority: Type = 2; }
 pub use self::_THREADINFOCLASS::Type as THREADINFOCLASS;
+pub mod _WAIT_TYPE { pub type Type = ::core::ffi::c_int; pub const WaitAll: Type = 0; pub const WaitAny: Type = 1; }
+pub use self::_WAIT_TYPE::Type as WAIT_TYPE;
+// wdm.h `_KWAIT_BLOCK` (0x30 bytes on 64-bit Windows).
+#[repr(C)] #[derive(Clone, Copy)] pub struct _KWAIT_BLOCK { pub WaitListEntry: [u64; 2], pub WaitType: u8, pub BlockState: u8, pub WaitKey: u16, pub SpareLong: i32, pub Thread: PVOID, pub Object: PVOID, pub SparePtr: PVOID }
+pub type KWAIT_BLOCK = _KWAIT_BLOCK; pub type PKWAIT_BLOCK = *mut _KWAIT_BLOCK;
+pub const THREAD_WAIT_OBJECTS: u32 = 3; pub const MAXIMUM_WAIT_OBJECTS: u32 = 64; pub const ALL_PROCESSOR_GROUPS: u32 = 65535;
+pub const STATUS_WAIT_0: NTSTATUS = 0;
 pub const OBJ_KERNEL_HANDLE: u32 = 512; pub const THREAD_ALL_ACCESS: u32 = 0x1F_FFFF; pub const SYNCHRONIZE: u32 = 0x10_0000;
 pub const PASSIVE_LEVEL: u32 = 0; pub const APC_LEVEL: u32 = 1; pub const DISPATCH_LEVEL: u32 = 2;
 pub const POOL_FLAG_NON_PAGED: POOL_FLAGS = 0x40; pub const POOL_FLAG_UNINITIALIZED: POOL_FLAGS = 0x2;
@@ -80,5 +87,9 @@ pub mod ntddk {
         pub fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
         pub fn KeSetSystemGroupAffinityThread(Affinity: PGROUP_AFFINITY, PreviousAffinity: PGROUP_AFFINITY);
         pub fn KeRevertToUserGroupAffinityThread(PreviousAffinity: PGROUP_AFFINITY);
+        pub fn KeClearEvent(Event: PRKEVENT);
+        #[must_use] pub fn KeWaitForMultipleObjects(Count: ULONG, Object: *mut PVOID, WaitType: WAIT_TYPE, WaitReason: KWAIT_REASON, WaitMode: KPROCESSOR_MODE, Alertable: BOOLEAN, Timeout: PLARGE_INTEGER, WaitBlockArray: PKWAIT_BLOCK) -> NTSTATUS;
+        pub fn KeQueryActiveGroupCount() -> USHORT;
+        pub fn KeQueryActiveProcessorCountEx(GroupNumber: USHORT) -> ULONG;
     }
 }
