@@ -107,7 +107,7 @@ pub enum EventKind {
 /// ```
 ///
 /// # Invariants
-/// `raw` is a pool block of this value's own holding a [`RawEvent`] initialized in place.
+/// `raw` is a pool block of this value's own holding a `RawEvent` initialized in place.
 pub struct Event {
     raw: NonNull<RawEvent>,
 }

@@ -10,7 +10,7 @@ What the emulators can show differs, so checks are context-aware:
   * speakeasy-eager: PsCreateSystemThread runs the thread to completion before returning
     (a harness hook), and every wait returns at once. Values, ids and resource balances are
     checked; timing is not: the timed join finds the thread finished (status 0x0), the
-    worker sees its (no-op) wait succeed and exits with ticks=0. IoCreateSystemThread
+    worker's wait for work or stop returns its first object (stop) and it exits with items=0. IoCreateSystemThread
     exists there (Windows 8+), so the I/O-object thread is really created and joined.
   * speakeasy-queued: speakeasy's own semantics, threads run only after DriverEntry
     returns. Every join must then report the failed wait (0xC0000001) instead of a value
@@ -36,7 +36,7 @@ FORBIDDEN: list[tuple[str, str]] = [
 
 # Lines printed by spawned threads (scenario, event) in the library demo and the baseline.
 THREAD_LINES = {("spawn", "value-written"), ("parallel", "part"), ("timeout", "value-written"),
-                ("irql", "thread"), ("builder", "value-written"), ("worker", "tick"),
+                ("irql", "thread"), ("builder", "value-written"), ("worker", "wake"),
                 ("worker", "exiting"), ("leak", "thread-running")}
 
 
@@ -242,34 +242,42 @@ def check_library(c: Checker, mode: str) -> None:
         if unload_done:
             c.before(live, unload_done[0], "live_threads() was reported inside DriverUnload")
 
-    # e. worker
+    # e. worker: sleeps until there is work or it must stop (one KeWaitForMultipleObjects)
     started = c.one("worker", "started", "the worker")
-    ticks = c.find("worker", "tick")
+    queued = c.one("worker", "queued", "DriverEntry queued the work items")
+    wakes = c.find("worker", "wake")
     exiting = c.one("worker", "exiting", "the worker's exit")
     wj = c.one("worker", "worker-joined", "DriverUnload joined the worker")
     uc = c.find("driver", "unload-complete")
     ub = c.find("driver", "unload-begin")
     c.ok_and_values(wj, "worker")
+    c.ok_and_values(queued, "worker queue")
     if wj and uc:
         c.before(wj, uc[0], "the worker was joined before DriverUnload returned")
     c.before(exiting, wj, "the worker exited before its join returned")
     if real:
-        loaded = [t for t in ticks if not ub or t.index < ub[0].index]
-        c.expect(len(loaded) >= 2, f"worker: {len(loaded)} ticks while loaded, want >= 2")
-        c.expect([t.int("n") for t in ticks] == list(range(1, len(ticks) + 1)),
-                 "worker: ticks are not numbered 1, 2, ...")
-        if wj:
-            c.expect(wj.int("ticks") == len(ticks),
-                     f"worker: joined ticks={wj.fields.get('ticks')}, {len(ticks)} tick lines")
-        if ticks:
-            c.before(started, ticks[0], "worker started before ticking")
-            c.before(ticks[-1], wj, "the last tick before worker-joined")
+        items = queued.int("items") if queued else None
+        # Every queued item was done, and the worker woke at most once per item: an idle
+        # worker makes no wakeups (the driver stays loaded for hundreds of ms in between).
+        c.expect(wj is not None and wj.int("items") == items,
+                 f"worker: joined items={wj.fields.get('items') if wj else None}, queued {items}")
+        c.expect(1 <= len(wakes) <= (items or 0),
+                 f"worker: {len(wakes)} wakes for {items} items (an idle worker must not wake)")
+        c.expect([w.int("n") for w in wakes] == list(range(1, len(wakes) + 1)),
+                 "worker: wakes are not numbered 1, 2, ...")
+        c.expect(sum(w.int("items") or 0 for w in wakes) == items,
+                 "worker: the wakes did not take every queued item")
+        if wakes:
+            c.before(started, wakes[0], "worker started before waking")
+            c.before(wakes[-1], wj, "the last wake before worker-joined")
+        if exiting and ub:
+            c.before(ub[0], exiting, "the worker slept until DriverUnload asked it to stop")
         if started and ub and wj:
             c.expect(wj.tid == ub[0].tid, "worker: joined on a different thread than "
                      "DriverUnload's")
     elif wj:
-        c.expect(wj.int("ticks") == 0 and not ticks,
-                 f"worker: speakeasy waits succeed at once, ticks=0 expected: {wj.line}")
+        c.expect(wj.int("items") == 0 and not wakes,
+                 f"worker: speakeasy's wait returns the stop at once, items=0 expected: {wj.line}")
 
     # f. IRQL
     t = c.one("irql", "thread", "IRQL seen by the thread")

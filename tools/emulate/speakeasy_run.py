@@ -384,6 +384,9 @@ def emulate(path: str, mode: str) -> dict:
         (ke_set_priority_thread, "KeSetPriorityThread", 2),
         (ret_const(STATUS_SUCCESS), "ZwSetInformationThread", 4),
         (ret_const(STATUS_SUCCESS), "ZwWaitForSingleObject", 3),
+        # Like every wait here, a multi-object wait returns at once: STATUS_WAIT_0, the first
+        # object (a worker's stop event, so the worker stops).
+        (ret_const(STATUS_SUCCESS), "KeWaitForMultipleObjects", 8),
         (ret_const(0), "KeEnterCriticalRegion", 0),
         (ret_const(0), "KeLeaveCriticalRegion", 0),
         (ret_const(0), "KeAreAllApcsDisabled", 0),

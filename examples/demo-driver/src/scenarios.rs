@@ -7,12 +7,14 @@ use core::ffi::c_void;
 use core::ptr::NonNull;
 use core::time::Duration;
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use system_thread::{
-    Builder, IoObject, JoinError, JoinHandle, SpawnError, StoppableJoinHandle, SystemThread,
-    current_id, current_irql, scope, sleep,
+    Builder, Event, EventKind, IoObject, JoinError, JoinHandle, SpawnError, StoppableJoinHandle,
+    SystemThread, Wake, current_id, current_irql, scope, sleep,
 };
 
-use crate::slot::Slot;
+use crate::slot::{Shared, Slot};
 use crate::work;
 
 /// `ok=` value of a line.
@@ -255,18 +257,62 @@ pub fn scoped() -> bool {
     ok
 }
 
-/// e. the stoppable worker, owned by the driver between DriverEntry and DriverUnload.
+/// e. the worker, owned by the driver between DriverEntry and DriverUnload: it sleeps until
+/// there is work or it must stop, and wakes for nothing else.
 static WORKER: Slot<StoppableJoinHandle<u32>> = Slot::new();
+/// "Work is pending" (a synchronization event: a wake resets it), set by whoever queues work.
+static WORK: Shared<Event> = Shared::new();
+/// Work items queued and not yet taken by the worker.
+static PENDING: AtomicU32 = AtomicU32::new(0);
+/// Work items DriverEntry queues.
+pub const WORK_ITEMS: u32 = 3;
+
+/// Queues one work item (callable up to DISPATCH_LEVEL, as from a DPC).
+fn queue_work() -> bool {
+    PENDING.fetch_add(1, Ordering::Release);
+    WORK.get().is_some_and(|work| work.set().is_ok())
+}
 
 pub fn start_worker() -> bool {
-    let handle = match SystemThread::spawn_stoppable(|stop| {
-        let mut ticks = 0u32;
-        while !stop.wait_timeout(Duration::from_millis(20)) {
-            ticks += 1;
-            report!("worker", "tick", "n={}", ticks);
+    match Event::new(EventKind::Synchronization) {
+        Ok(event) => {
+            if WORK.set(event).is_err() {
+                report!("worker", "event-error", "ok=0 text=already-set");
+                return false;
+            }
         }
-        report!("worker", "exiting", "ticks={}", ticks);
-        ticks
+        Err(e) => {
+            report!("worker", "event-error", "status={:#x} ok=0 text={}", e.status().code(), e);
+            return false;
+        }
+    }
+    let handle = match SystemThread::spawn_stoppable(|stop| {
+        let Some(work) = WORK.get() else { return 0 };
+        let mut items = 0u32;
+        let mut wakes = 0u32;
+        loop {
+            match stop.wait_for(work, None) {
+                Ok(Wake::Work) => {
+                    let taken = PENDING.swap(0, Ordering::Acquire);
+                    items += taken;
+                    wakes += 1;
+                    report!("worker", "wake", "n={} items={} total={}", wakes, taken, items);
+                }
+                Ok(Wake::Stop | Wake::TimedOut) => break,
+                Err(e) => {
+                    report!(
+                        "worker",
+                        "wait-error",
+                        "status={:#x} ok=0 text={}",
+                        e.status().code(),
+                        e
+                    );
+                    break;
+                }
+            }
+        }
+        report!("worker", "exiting", "items={} wakes={}", items, wakes);
+        items
     }) {
         Ok(handle) => handle,
         Err(e) => {
@@ -275,12 +321,18 @@ pub fn start_worker() -> bool {
         }
     };
     report!("worker", "started", "id={}", handle.thread_id());
+    let mut queued = 0;
+    for _ in 0..WORK_ITEMS {
+        queued += u32::from(queue_work());
+    }
+    report!("worker", "queued", "items={} ok={}", queued, flag(queued == WORK_ITEMS));
     // Only DriverEntry fills the slot, once; if it were full, dropping the handle stops and
     // joins the new worker.
     WORKER.put(handle).is_ok()
 }
 
-/// Called from DriverUnload: stop the worker and join it before the image goes away.
+/// Called from DriverUnload: stop the worker and join it before the image goes away, then
+/// free its event.
 pub fn stop_worker() {
     let Some(handle) = WORKER.take() else {
         report!("worker", "not-running");
@@ -289,12 +341,15 @@ pub fn stop_worker() {
     handle.request_stop();
     report!("worker", "stop-requested");
     match handle.join() {
-        Ok(ticks) => report!("worker", "worker-joined", "ticks={} ok=1", ticks),
+        Ok(items) => report!("worker", "worker-joined", "items={} ok=1", items),
         // The error hands the handle back; dropping it joins (stop is already requested).
         Err(e) => {
             report!("worker", "worker-joined", "status={:#x} ok=0 text={}", e.status().code(), e)
         }
     }
+    // SAFETY: the worker, the only other user of the event, was joined above (its handle's
+    // join or drop waited for the thread object), and DriverEntry queues no more work.
+    drop(unsafe { WORK.take() });
 }
 
 /// f. the IRQL a system thread runs at.

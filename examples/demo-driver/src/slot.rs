@@ -54,3 +54,41 @@ impl<T> Slot<T> {
         Some(value)
     }
 }
+
+/// A value set once and then shared by reference, until the owner takes it back when nobody
+/// uses it any more (`DriverUnload`, after joining every thread that used it): what a device
+/// extension is to a real driver.
+pub struct Shared<T> {
+    slot: Slot<T>,
+}
+
+impl<T> Shared<T> {
+    pub const fn new() -> Self {
+        Self { slot: Slot::new() }
+    }
+
+    /// Stores `value`, or hands it back if one is stored already.
+    pub fn set(&self, value: T) -> Result<(), T> {
+        self.slot.put(value)
+    }
+
+    /// The stored value, if any.
+    pub fn get(&self) -> Option<&T> {
+        if self.slot.state.load(Ordering::Acquire) != FULL {
+            return None;
+        }
+        // SAFETY: state FULL: only `take` (unsafe: no reference may be in use) writes the cell
+        // from now on, so a shared reference to it is valid.
+        let cell = unsafe { &*self.slot.value.get() };
+        // SAFETY: state FULL: the value is initialized (published by `put`'s Release store).
+        Some(unsafe { cell.assume_init_ref() })
+    }
+
+    /// Moves the value out.
+    ///
+    /// # Safety
+    /// No reference returned by [`get`](Self::get) is still in use, and none is taken after.
+    pub unsafe fn take(&self) -> Option<T> {
+        self.slot.take()
+    }
+}
