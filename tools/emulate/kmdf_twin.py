@@ -882,6 +882,19 @@ def mutations(summary: dict) -> list[tuple[str, dict, str]]:
     return out
 
 
+def shown(value) -> str:
+    """A trace value: integers in hex, containers element by element."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return hex(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {shown(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(shown(v) for v in value) + "]"
+    return str(value)
+
+
 def render(summary: dict) -> list[str]:
     """The trace, one line per event (waits that did not block left out)."""
     out = []
@@ -894,9 +907,11 @@ def render(summary: dict) -> list[str]:
             detail = f"{fields['what']}" + (f" -> {fields['ret']:#x}" if isinstance(
                 fields.get("ret"), int) else "")
         elif kind == "PsCreateSystemThread":
-            detail = (f"{fields['via']}(io_object={fields['io_object']:#x}) -> {fields['status']:#x}"
-                      f" handle={fields['handle']:#x} tid={fields.get('thread_id', 0):#x} "
-                      f"OBJ_KERNEL_HANDLE={int(fields['kernel_handle'])}")
+            kind = fields["via"]
+            detail = (f"io_object={fields['io_object']:#x} -> {fields['status']:#x} "
+                      f"handle={fields['handle']:#x} tid={fields.get('thread_id', 0):#x} "
+                      f"OBJ_KERNEL_HANDLE={int(fields['kernel_handle'])} "
+                      f"process={fields['process_handle']:#x}")
         elif kind in ("KeWaitForSingleObject", "KeDelayExecutionThread", "ZwWaitForSingleObject"):
             if not fields.get("blocked"):
                 continue
@@ -904,8 +919,7 @@ def render(summary: dict) -> list[str]:
         elif kind == "WaitDone":
             detail = f"{fields['object']} -> {fields['status']:#x}"
         else:
-            detail = " ".join(f"{k}={hex(v) if isinstance(v, int) and not isinstance(v, bool) else v}"
-                              for k, v in fields.items())
+            detail = " ".join(f"{k}={shown(v)}" for k, v in fields.items())
         out.append(f"[{e['t_ms']:8.1f} ms] {e['thread']:<9} {kind}: {detail}")
     return out
 
