@@ -633,8 +633,16 @@ def emulate(path: str, scenario: str) -> dict:
            io_refs={hex(o): n for o, n in k.io_refs.items()},
            clock_ms=k.clock / 10_000)
     summary = speakeasy_run.summarise(se.get_report(), trace, errors, path, "kmdf-twin")
+    exports = {e.name.decode(): e.address
+               for e in getattr(getattr(module, "DIRECTORY_ENTRY_EXPORT", None), "symbols", [])
+               if e.name}
+    imports = {d.dll.decode().lower(): sorted(i.name.decode() for i in d.imports if i.name)
+               for d in getattr(module, "DIRECTORY_ENTRY_IMPORT", [])}
     summary.update(scenario=scenario, missing=sorted(missing), wdf=wdf,
-                   speakeasy_layout=speakeasy_layout())
+                   speakeasy_layout=speakeasy_layout(),
+                   pe={"exports": sorted(exports), "imports": imports,
+                       "entry_is_FxDriverEntry": exports.get("FxDriverEntry")
+                       == module.OPTIONAL_HEADER.AddressOfEntryPoint})
     return summary
 
 
@@ -688,6 +696,14 @@ def check(summary: dict, scenario: str) -> list[str]:
         present = [(n, i) for n, i in named if i is not None]
         for (n1, i1), (n2, i2) in zip(present, present[1:]):
             expect(i1 < i2, f"order: {n1} (#{i1}) is not before {n2} (#{i2})")
+
+    # -- the image: a KMDF driver's entry is the stub's, its only WDF import the bind
+    pe = summary["pe"]
+    expect(pe["entry_is_FxDriverEntry"], "the image entry point is not FxDriverEntry")
+    expect(pe["imports"].get("wdfldr.sys") == ["WdfVersionBind"]
+           and set(pe["imports"]) == {"wdfldr.sys", "ntoskrnl.exe"},
+           f"imports: {pe['imports']}")
+    expect(pe["exports"] == ["DriverEntry", "FxDriverEntry"], f"exports: {pe['exports']}")
 
     # -- layout: the twin's facts against speakeasy's definitions (and this harness's reads)
     twin = layout_of(summary)
