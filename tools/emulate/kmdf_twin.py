@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -648,6 +649,24 @@ def emulate(path: str, scenario: str) -> dict:
 
 # -- checks (system Python) -----------------------------------------------------------------
 
+def mirror_check() -> list[str]:
+    """The twin must keep following the sample: it compiles the sample's worker.rs itself, and
+    every line the sample's lib.rs prints is printed by the twin's lib.rs too."""
+    sample = (REPO / "examples" / "sample-kmdf-driver" / "src" / "lib.rs").read_text()
+    twin = (TWIN_DIR / "src" / "lib.rs").read_text()
+    fails = []
+    if '#[path = "../../sample-kmdf-driver/src/worker.rs"]\nmod worker;' not in twin:
+        fails.append("the twin does not compile the sample's src/worker.rs")
+    texts = re.findall(r'"(system-thread-sample: [^"]*)"', sample)
+    if not texts:
+        fails.append("no output line found in the sample's lib.rs")
+    fails += [f"the sample prints {t!r}, the twin does not" for t in texts if f'"{t}"' not in twin]
+    for callback in ("evt_driver_device_add", "evt_device_cleanup", "evt_driver_unload"):
+        if f'extern "C" fn {callback}(' not in twin:
+            fails.append(f"the twin has no {callback}")
+    return fails
+
+
 def layout_of(summary: dict) -> dict:
     for e in summary["events"]:
         if e["kind"] == "DbgPrint" and e["text"].startswith("kmdf-twin: layout "):
@@ -965,6 +984,10 @@ def main(argv: list[str] | None = None) -> int:
             if a.no_build and not p.exists():
                 raise HarnessError(f"{p} missing; run without --no-build")
             built[v] = p if a.no_build else build(v)
+        mirrored = mirror_check()
+        print(f"=== the twin follows the sample: {'yes' if not mirrored else 'NO'} (worker.rs "
+              "compiled from the sample; the sample's lib.rs output lines and callbacks) ===")
+        fails += [f"[mirror] {f}" for f in mirrored]
         for scenario, (variant, missing) in SCENARIOS.items():
             summary = run(built[variant], scenario)
             results[scenario] = summary
