@@ -9,7 +9,7 @@ use std::boxed::Box;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 use std::vec::Vec;
 
@@ -35,8 +35,17 @@ pub struct Dispatcher {
     /// Only written under the kernel's dispatcher lock.
     signalled: AtomicBool,
     auto_reset: bool,
-    kernel: Weak<State>,
+    /// The kernel the object belongs to: not a counted reference, because a `KEVENT` lives in
+    /// driver memory that is freed without being dropped. Objects are only used while their
+    /// kernel lives (its threads hold it, tests hold their `Kernel`).
+    kernel: *const State,
 }
+
+// SAFETY: the kernel pointer is only read (for its internally synchronized state); the flag is
+// atomic.
+unsafe impl Send for Dispatcher {}
+// SAFETY: as above.
+unsafe impl Sync for Dispatcher {}
 
 impl Dispatcher {
     pub(super) fn new(kind: usize, signalled: bool, auto_reset: bool, kernel: &Arc<State>) -> Self {
@@ -44,13 +53,14 @@ impl Dispatcher {
             kind,
             signalled: AtomicBool::new(signalled),
             auto_reset,
-            kernel: Arc::downgrade(kernel),
+            kernel: Arc::as_ptr(kernel),
         }
     }
 
     /// The object's kernel (alive while any of its objects is used).
-    pub(super) fn kernel(&self) -> Arc<State> {
-        self.kernel.upgrade().unwrap_or_else(|| bugcheck("an object outlived its kernel"))
+    pub(super) fn kernel(&self) -> &State {
+        // SAFETY: objects are used only while their kernel lives (see the field).
+        unsafe { &*self.kernel }
     }
 
     /// Sets the object signalled; returns the previous state.
@@ -135,7 +145,7 @@ impl ThreadObject {
     }
 
     /// The object's kernel (alive while any of its objects is used).
-    pub(super) fn kernel(&self) -> Arc<State> {
+    pub(super) fn kernel(&self) -> &State {
         self.dispatcher.kernel()
     }
 
