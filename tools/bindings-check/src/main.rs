@@ -11,6 +11,7 @@
 //! It prints what it compared and exits with status 1 on any difference, on a routine a header
 //! set declares that the lists below say it lacks, or the other way round.
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code)]
+#![allow(unused_unsafe)]
 
 use std::mem::{align_of, offset_of, size_of};
 use std::process::ExitCode;
@@ -108,12 +109,27 @@ const NOT_IN_WINE: &[&str] = &[
     "IoCreateSystemThread",
 ];
 
-/// One structure: (size, align, [(field, offset)]).
-type Layout = (usize, usize, Vec<(&'static str, usize)>);
+/// One structure: (size, align, [(field, offset, type)]).
+type Layout = (usize, usize, Vec<(&'static str, usize, String)>);
+
+/// The shape of a field's type, from a closure that borrows the field.
+fn field_shape<S, F: shape::CType>(_: fn(&S) -> &F) -> String {
+    F::shape()
+}
 
 macro_rules! layout {
     ($t:ty, [$($field:ident),*]) => {
-        (size_of::<$t>(), align_of::<$t>(), vec![$((stringify!($field), offset_of!($t, $field))),*])
+        (
+            size_of::<$t>(),
+            align_of::<$t>(),
+            vec![$((
+                stringify!($field),
+                offset_of!($t, $field),
+                // SAFETY: only the field's type is used; the closure never runs (and a union
+                // field's place is only borrowed).
+                field_shape(|s: &$t| unsafe { &s.$field }),
+            )),*],
+        )
     };
 }
 
@@ -278,7 +294,7 @@ fn compare_layouts(tally: &mut Tally, set: &str, layouts: Vec<(&str, Layout, Lay
     println!("== layouts against {set}");
     for (name, ours, theirs) in &layouts {
         if ours == theirs {
-            let fields: Vec<_> = ours.2.iter().map(|(f, o)| format!("{f}@{o}")).collect();
+            let fields: Vec<_> = ours.2.iter().map(|(f, o, t)| format!("{f}@{o}: {t}")).collect();
             println!("  {name:<34} ok: {} bytes, align {}; {}", ours.0, ours.1, fields.join(" "));
         } else {
             tally.fail(format!("{name} against {set}: ours {ours:?}, theirs {theirs:?}"));

@@ -66,6 +66,12 @@ impl<T: Pointee + ?Sized> Pointee for *const T {
     }
 }
 
+impl<T: CType, const N: usize> CType for [T; N] {
+    fn shape() -> String {
+        format!("[{}; {N}]", T::shape())
+    }
+}
+
 /// A nullable function pointer (`PKSTART_ROUTINE`).
 impl<F: FnPtr> CType for Option<F> {
     fn shape() -> String {
