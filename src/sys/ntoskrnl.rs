@@ -4,14 +4,6 @@
 
 pub(crate) use super::types::*;
 
-/// `KEVENT`: opaque here (a `DISPATCHER_HEADER`, 24 bytes on 64-bit Windows); only the kernel
-/// reads it, after `KeInitializeEvent`.
-#[repr(C, align(8))]
-pub struct KEVENT {
-    _header: [u64; 3],
-}
-pub type PRKEVENT = *mut KEVENT;
-
 /// `kernel_routines!` callback: the `static` and `own` routines as raw-dylib imports.
 macro_rules! declare_imports {
     (

@@ -90,6 +90,14 @@ pub struct GROUP_AFFINITY {
     pub Reserved: [USHORT; 3],
 }
 
+/// `KEVENT`: opaque to the crate (a `DISPATCHER_HEADER`, 24 bytes on 64-bit Windows); only the kernel
+/// reads it, after `KeInitializeEvent`.
+#[repr(C, align(8))]
+pub struct KEVENT {
+    _header: [u64; 3],
+}
+pub type PRKEVENT = *mut KEVENT;
+
 pub const PASSIVE_LEVEL: u32 = 0;
 pub const APC_LEVEL: u32 = 1;
 pub const DISPATCH_LEVEL: u32 = 2;

@@ -8,6 +8,7 @@
 use core::mem::{align_of, offset_of, size_of};
 
 use super::{ntoskrnl as own, types};
+use crate::status::NtStatus;
 
 /// `kernel_routines!` callback: every signature of the list, against wdk-sys and against the
 /// crate's own declarations.
@@ -93,6 +94,9 @@ same_layout!(types::LARGE_INTEGER, wdk_sys::LARGE_INTEGER, [QuadPart]);
 same_layout!(own::KEVENT, wdk_sys::KEVENT, []);
 same_layout!(types::KWAIT_BLOCK, wdk_sys::KWAIT_BLOCK, []);
 
+// `KeGetCurrentIrql`, which the wdk provider calls on ARM64 (and the raw-dylib one declares so).
+const _: unsafe extern "C" fn() -> types::KIRQL = wdk_sys::ntddk::KeGetCurrentIrql;
+
 // The constants the `ntoskrnl` provider defines itself.
 const _: () = assert!(types::OBJ_KERNEL_HANDLE == wdk_sys::OBJ_KERNEL_HANDLE);
 const _: () = assert!(types::THREAD_ALL_ACCESS == wdk_sys::THREAD_ALL_ACCESS);
@@ -110,3 +114,23 @@ const _: () = assert!(types::THREAD_WAIT_OBJECTS == wdk_sys::THREAD_WAIT_OBJECTS
 const _: () = assert!(types::MAXIMUM_WAIT_OBJECTS == wdk_sys::MAXIMUM_WAIT_OBJECTS);
 const _: () = assert!(types::STATUS_WAIT_0 == wdk_sys::STATUS_WAIT_0);
 const _: () = assert!(types::ALL_PROCESSOR_GROUPS as u32 == wdk_sys::ALL_PROCESSOR_GROUPS);
+
+// The crate's NTSTATUS values: `NtStatus`'s constants and the provider-level ones of `sys`.
+macro_rules! same_status {
+    ($($ours:expr => $theirs:ident),* $(,)?) => {
+        $(const _: () = assert!($ours == wdk_sys::$theirs);)*
+    };
+}
+same_status!(
+    NtStatus::SUCCESS.0 => STATUS_SUCCESS,
+    NtStatus::TIMEOUT.0 => STATUS_TIMEOUT,
+    NtStatus::UNSUCCESSFUL.0 => STATUS_UNSUCCESSFUL,
+    NtStatus::INSUFFICIENT_RESOURCES.0 => STATUS_INSUFFICIENT_RESOURCES,
+    NtStatus::NOT_SUPPORTED.0 => STATUS_NOT_SUPPORTED,
+    NtStatus::INVALID_PARAMETER.0 => STATUS_INVALID_PARAMETER,
+    NtStatus::INVALID_HANDLE.0 => STATUS_INVALID_HANDLE,
+    NtStatus::ACCESS_DENIED.0 => STATUS_ACCESS_DENIED,
+    NtStatus::INVALID_INFO_CLASS.0 => STATUS_INVALID_INFO_CLASS,
+    super::STATUS_SUCCESS => STATUS_SUCCESS,
+    super::STATUS_TIMEOUT => STATUS_TIMEOUT,
+);

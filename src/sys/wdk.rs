@@ -27,9 +27,23 @@ pub(crate) use wdk_sys::{
     OBJECT_ATTRIBUTES, PVOID, UNICODE_STRING,
 };
 
-// Not in any WDK header (`ZwYieldExecution`), or inline there (`KeGetCurrentIrql` before WDK
-// 22621, a CR8 read on x64): the crate's own declarations serve.
-pub(crate) use super::ntoskrnl::{ZwYieldExecution, current_irql};
+// `ZwYieldExecution` is exported by ntoskrnl.exe but declared in no WDK header, so wdk-sys has
+// no binding: the crate's own raw-dylib import is the one kernel routine a wdk build imports
+// outside wdk-sys.
+pub(crate) use super::ntoskrnl::ZwYieldExecution;
+
+// On x64 the IRQL is CR8, as the WDK headers' inline `KeGetCurrentIrql` reads it: no import.
+#[cfg(target_arch = "x86_64")]
+pub(crate) use super::ntoskrnl::current_irql;
+
+/// The current IRQL, from wdk-sys's `KeGetCurrentIrql` (an import from the WDK's ntoskrnl.lib,
+/// not a raw-dylib one).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+pub(crate) fn current_irql() -> wdk_sys::KIRQL {
+    // SAFETY: KeGetCurrentIrql has no preconditions and may be called at any IRQL.
+    unsafe { wdk_sys::ntddk::KeGetCurrentIrql() }
+}
 
 pub(crate) const OBJ_KERNEL_HANDLE: u32 = wdk_sys::OBJ_KERNEL_HANDLE;
 pub(crate) const THREAD_ALL_ACCESS: u32 = wdk_sys::THREAD_ALL_ACCESS;
