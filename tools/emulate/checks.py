@@ -175,7 +175,18 @@ def check_spawn_parallel_calls(c: Checker, real: bool) -> None:
         if real:
             for p in parts:
                 c.before(p, pj, "parallel: a part before the join of all")
-    c.ok_and_values(c.one("calls", "end", "the bracketed spawn+join"), "calls")
+    check_bracket(c, "calls")
+
+
+def check_bracket(c: Checker, label: str) -> None:
+    """A counting bracket (examples/demo-driver/src/bench.rs): `<label> begin`, `<label> end`
+    (bare markers), then `<label> joined ... ok=1` with the value of the one spawn+join."""
+    begin = c.one(label, "begin", f"the `{label}` bracket's begin marker")
+    end = c.one(label, "end", f"the `{label}` bracket's end marker")
+    joined = c.one(label, "joined", f"the `{label}` bracket's spawn+join")
+    c.before(begin, end, f"{label}: begin marker before end marker")
+    c.before(end, joined, f"{label}: end marker before the report")
+    c.ok_and_values(joined, label)
 
 
 def check_tids(c: Checker) -> None:
@@ -230,6 +241,12 @@ def check_library(c: Checker, mode: str) -> None:
             c.expect(written.ts - first.ts >= 0.1,
                      f"timeout: the thread wrote {written.ts - first.ts:.3f} s after the "
                      "timed-out join; it sleeps 200 ms")
+
+    # the other counting brackets (the empty one reports nothing but its markers)
+    for label in ("scoped-calls", "stoppable-calls", "builder-calls"):
+        check_bracket(c, label)
+    c.before(c.one("empty-calls", "begin", "the empty bracket"),
+             c.one("empty-calls", "end", "the empty bracket"), "empty-calls markers")
 
     # d. scope
     c.ok_and_values(c.one("scope", "verified", "the scope"), "scope")
@@ -347,7 +364,7 @@ def check_output(records: list, context: str, variant: str, selftest: bool) -> l
     lines = [r[2] if isinstance(r, (list, tuple)) else r for r in records]
     c = Checker(f"{context}/{variant}", parse(records))
     check_frame(c, lines)
-    if variant == "raw":
+    if variant in ("raw", "ab"):      # the same scenarios, by hand or through the library
         check_raw(c, context == "wine")
     elif context == "speakeasy-queued":
         check_queued(c)

@@ -1,4 +1,4 @@
-#![cfg_attr(bench_cycles, allow(dead_code))] // the benchmark build runs only a and b
+#![cfg_attr(any(bench_cycles, scenarios_ab), allow(dead_code))] // these run only a and b
 
 //! The scenarios, written against `system-thread` exactly as a driver author would.
 //! Each returns whether its own result checked out (`ok=1`); the harness checks more.
@@ -58,16 +58,6 @@ fn report_join<H>(scenario: &str, joined: Result<u64, JoinError<H>>, expected: u
             false
         }
     }
-}
-
-/// One spawn+join cycle of `work::mix(i)` (call counting and benchmark).
-pub fn spawn_join_once(i: u32) -> Option<u64> {
-    SystemThread::spawn(move || work::mix(i)).ok()?.join().ok()
-}
-
-/// One scoped spawn+join cycle of `work::mix(i)` (call counting).
-pub fn scoped_spawn_join_once(i: u32) -> Option<u64> {
-    system_thread::scope(|s| s.spawn(move || work::mix(i)).ok()?.join().ok())
 }
 
 /// a. spawn + join returning a computed value; thread ids from both sides.
