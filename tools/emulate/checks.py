@@ -20,6 +20,7 @@ What the emulators can show differs, so checks are context-aware:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 TAG = "system-thread-demo:"
@@ -400,6 +401,46 @@ def check_speakeasy(summary: dict, variant: str = "normal", selftest: bool = Fal
         elif sorted(scoped) != sorted(plain or []):
             fails.append(f"[{ctx}/{variant}] a scoped spawn+join made other kernel calls than "
                          f"a plain one: {scoped} vs {plain}")
+        for label in ("stoppable-calls", "builder-calls"):
+            calls = an["calls_per_bracket"].get(label)
+            missing = Counter(plain or []) - Counter(calls or [])
+            if calls is None or missing:
+                fails.append(f"[{ctx}/{variant}] the `{label}` bracket lacks kernel calls of a "
+                             f"plain spawn+join: {sorted(missing.elements())} ({calls})")
+    if summary["mode"] == "eager":
+        fails += [f"[{ctx}/{variant}] {m}" for m in check_instruction_counts(an, variant)]
+    return fails
+
+
+# -- instruction counts (speakeasy, eager) ------------------------------------------------
+
+# The empty bracket: DbgPrint marker calls and one call of a function returning None.
+ICOUNT_MAX_OVERHEAD = 20
+# Brackets each variant must have counted.
+ICOUNT_BRACKETS = {"normal": ("calls", "scoped-calls", "stoppable-calls", "builder-calls"),
+                   "ab": ("calls",), "raw": ("calls",)}
+
+
+def check_instruction_counts(an: dict, variant: str) -> list[str]:
+    """One variant's counts are complete and plausible: every bracket counted, on the caller
+    and on exactly one started thread, and the empty bracket small and thread-free."""
+    fails: list[str] = []
+    counts = an.get("instructions")
+    if counts is None:
+        return ["no instruction counts (the `empty-calls` bracket was not seen)"]
+    over = counts["overhead"]
+    if not 0 < over["caller"] <= ICOUNT_MAX_OVERHEAD or over["thread"] != 0:
+        fails.append(f"empty bracket: {over} (want 1..{ICOUNT_MAX_OVERHEAD} caller "
+                     "instructions and none on other threads)")
+    for label in ICOUNT_BRACKETS.get(variant, ()):
+        b = counts.get(label)
+        if b is None:
+            fails.append(f"no instruction count for the `{label}` bracket")
+            continue
+        if b["threads_started"] != 1:
+            fails.append(f"`{label}`: {b['threads_started']} threads started, want 1")
+        if b["caller"] <= 0 or b["thread"] <= 0:
+            fails.append(f"`{label}`: instruction counts not positive: {b}")
     return fails
 
 
