@@ -414,6 +414,9 @@ def check_speakeasy(summary: dict, variant: str = "normal", selftest: bool = Fal
 
 # -- instruction counts (speakeasy, eager) ------------------------------------------------
 
+# Goal of issue 13: the library's plain spawn + join executes at most this many instructions
+# inside the image more than the hand-written baseline (caller and new thread together).
+ICOUNT_MAX_OVER_RAW = 100
 # The empty bracket: DbgPrint marker calls and one call of a function returning None.
 ICOUNT_MAX_OVERHEAD = 20
 # Brackets each variant must have counted.
@@ -441,6 +444,33 @@ def check_instruction_counts(an: dict, variant: str) -> list[str]:
             fails.append(f"`{label}`: {b['threads_started']} threads started, want 1")
         if b["caller"] <= 0 or b["thread"] <= 0:
             fails.append(f"`{label}`: instruction counts not positive: {b}")
+    return fails
+
+
+def check_icounts(summaries: dict[str, dict]) -> list[str]:
+    """The instruction-count bound, on eager speakeasy summaries of the variants `normal` (the
+    full library demo), `ab` (the library, with the raw baseline's scenarios only) and `raw`
+    (the baseline). Plain spawn + join: library - raw <= ICOUNT_MAX_OVER_RAW instructions
+    (the caller's and the new thread's instructions inside the image) in both library builds:
+    `ab` is the same program shape as `raw`; `normal` is a driver that uses the whole API,
+    where the library's shared code paths (e.g. one wait for join and join_timeout) are not
+    specialized for the plain join."""
+    fails: list[str] = []
+    for v, s in summaries.items():
+        fails += [f"[icount/{v}] {m}" for m in check_instruction_counts(s["analysis"], v)]
+        fails += [f"[icount/{v}] emulation error: {e}" for e in s["errors"]]
+    base = (summaries["raw"]["analysis"].get("instructions") or {}).get("calls")
+    for v in ("ab", "normal"):
+        lib = (summaries[v]["analysis"].get("instructions") or {}).get("calls")
+        if not lib or not base:
+            continue
+        over = lib["total"] - base["total"]
+        if over > ICOUNT_MAX_OVER_RAW:
+            fails.append(f"[icount/{v}] plain spawn + join: the library executes "
+                         f"{lib['total']} instructions in the image, the raw baseline "
+                         f"{base['total']}: {over:+d}, goal <= +{ICOUNT_MAX_OVER_RAW} (caller "
+                         f"{lib['caller']} vs {base['caller']}, start routine {lib['thread']} "
+                         f"vs {base['thread']})")
     return fails
 
 
