@@ -117,9 +117,9 @@ mod tests {
     fn matches_the_u128_definition_at_the_edges() {
         // The largest whole-second counts whose ticks fit in i64 and in u64: around them the
         // sum and the product saturate (a wrapping product or sum would come back small).
-        let last_i64 = i64::MAX.cast_unsigned() / 10_000_000;
-        let last_u64 = u64::MAX / 10_000_000;
-        let secs = [0, 1, 2, 59, 3_600, 1 << 32, last_i64, last_i64 + 1, last_u64, last_u64 + 1];
+        let signed = i64::MAX.cast_unsigned() / 10_000_000;
+        let unsigned = u64::MAX / 10_000_000;
+        let secs = [0, 1, 2, 59, 3_600, 1 << 32, signed, signed + 1, unsigned, unsigned + 1];
         let nanos = [0, 1, 99, 100, 101, 199, 200, 999_999_900, 999_999_901, 999_999_999];
         for s in secs {
             for n in nanos {
