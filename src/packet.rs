@@ -349,6 +349,32 @@ unsafe fn release<E: Extra, F, T>(header: NonNull<Header>) {
     unsafe { pool::free(header.cast()) };
 }
 
+/// Where a start routine found its thread above `PASSIVE_LEVEL`.
+#[derive(Clone, Copy)]
+enum NotPassive {
+    /// On entry, before anything else.
+    Entered,
+    /// When the closure returned.
+    Returned,
+}
+
+/// Stops the machine for a start routine that runs above `PASSIVE_LEVEL` ([`fatal`]), naming
+/// the IRQL. Not generic and out of line: every start routine shares the messages' formatting.
+#[cold]
+#[inline(never)]
+fn not_passive(at: NotPassive) -> ! {
+    let irql = Irql::current();
+    match at {
+        NotPassive::Entered => fatal(format_args!(
+            "system-thread: start routine entered at {irql}; system threads start at PASSIVE_LEVEL"
+        )),
+        NotPassive::Returned => fatal(format_args!(
+            "system-thread: the thread's closure returned at {irql}; it must lower the IRQL to \
+             PASSIVE_LEVEL before returning"
+        )),
+    }
+}
+
 /// The start routine handed to the kernel: exactly `PKSTART_ROUTINE`'s function type.
 ///
 /// # Safety
@@ -358,12 +384,7 @@ where
     E: Extra,
     F: FnOnce(&E::Lent) -> T,
 {
-    let Ok(passive) = Passive::check() else {
-        fatal(format_args!(
-            "system-thread: start routine entered at {}; system threads start at PASSIVE_LEVEL",
-            Irql::current()
-        ))
-    };
+    let Ok(passive) = Passive::check() else { not_passive(NotPassive::Entered) };
     let p = context.cast::<Packet<E, F, T>>();
     let fields = Packet::fields(p);
     {
@@ -381,11 +402,7 @@ where
                 f(extra.lent())
             };
             if Passive::check().is_err() {
-                fatal(format_args!(
-                    "system-thread: the thread's closure returned at {}; it must lower the IRQL \
-                     to PASSIVE_LEVEL before returning",
-                    Irql::current()
-                ));
+                not_passive(NotPassive::Returned);
             }
             // SAFETY: the closure was moved out; the slot is free for the value.
             unsafe { fields.value.write(value) };
