@@ -252,13 +252,7 @@ def check_library(c: Checker, mode: str) -> None:
     # d. scope
     c.ok_and_values(c.one("scope", "verified", "the scope"), "scope")
 
-    # Unload accounting: every thread was joined before DriverUnload returned.
-    live = c.one("driver", "live-threads", "DriverUnload's live_threads() report")
-    if live is not None:
-        c.expect(live.int("count") == 0, f"live threads at unload: {live.line}")
-        unload_done = c.find("driver", "unload-complete")
-        if unload_done:
-            c.before(live, unload_done[0], "live_threads() was reported inside DriverUnload")
+    check_live_threads(c)
 
     # e. worker
     started = c.one("worker", "started", "the worker")
@@ -350,6 +344,17 @@ def check_queued(c: Checker) -> None:
     c.ok_and_values(c.one("worker", "worker-joined", "the worker"), "worker")
 
 
+def check_live_threads(c: Checker) -> None:
+    """Unload accounting (every library build): every thread was joined before DriverUnload
+    returned, so DriverUnload reports `live-threads count=0` before `unload-complete`."""
+    live = c.one("driver", "live-threads", "DriverUnload's live_threads() report")
+    if live is not None:
+        c.expect(live.int("count") == 0, f"live threads at unload: {live.line}")
+        unload_done = c.find("driver", "unload-complete")
+        if unload_done:
+            c.before(live, unload_done[0], "live_threads() was reported inside DriverUnload")
+
+
 def check_raw(c: Checker, real: bool) -> None:
     check_spawn_parallel_calls(c, real)
     end = c.find("driver", "end")
@@ -375,6 +380,8 @@ def check_output(records: list, context: str, variant: str, selftest: bool) -> l
     check_frame(c, lines)
     if variant in ("raw", "ab"):      # the same scenarios, by hand or through the library
         check_raw(c, context == "wine")
+        if variant == "ab":
+            check_live_threads(c)
     elif context == "speakeasy-queued":
         check_queued(c)
     else:

@@ -6,7 +6,8 @@ spawn + join, counted under speakeasy (eager mode), library against the raw base
 Builds the full library demo (`normal`), the library with only the baseline's scenarios
 (`ab`) and the hand-written baseline (`raw`), runs them in speakeasy's eager mode, prints the
 counts and checks them (checks.check_icounts: every bracket counted, and plain spawn + join at
-most ICOUNT_MAX_OVER_RAW instructions over the baseline in both library builds).
+most ICOUNT_MAX_OVER_RAW instructions over the baseline in both library builds), and checks
+each run's output as `./x emulate` does (checks.check_output).
 How the counting works: tools/emulate/speakeasy_run.py (module docstring) and
 examples/demo-driver/src/bench.rs. Exit status: 0 pass, 1 a check failed, 2 harness error.
 """
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         a.json.write_text(json.dumps({v: s["analysis"]["instructions"]
                                       for v, s in summaries.items()}, indent=1))
     fails = checks.check_icounts(summaries)
+    # The counts are only worth something from correct runs: each variant's output checks.
+    for v, s in summaries.items():
+        fails += checks.check_output(s["dbgprint"], "speakeasy-eager", v, selftest=False)
     for f in fails:
         print(f"FAIL {f}")
     print("instruction counts: " + ("ALL CHECKS PASSED" if not fails
