@@ -24,9 +24,18 @@ pub fn current_irql() -> Irql {
     Irql::current()
 }
 
+#[inline]
 fn require(max: Irql) -> Result<(), IrqlError> {
     let current = Irql::current();
-    if current > max { Err(IrqlError { current, max }) } else { Ok(()) }
+    if current > max { Err(too_high(current, max)) } else { Ok(()) }
+}
+
+/// The error of [`require`], out of line: the check stays a compare and a branch, instead of
+/// building the error on every call.
+#[cold]
+#[inline(never)]
+fn too_high(current: Irql, max: Irql) -> IrqlError {
+    IrqlError { current, max }
 }
 
 /// Declares a proof type: one IRQL read made it, and only this thread may use it.

@@ -104,7 +104,9 @@ pub(crate) unsafe fn create(
 
 impl ThreadHandle {
     /// References the thread object (`ObReferenceObjectByHandle`, kernel mode, no type check:
-    /// the handle is known to be a thread's).
+    /// the handle is known to be a thread's). Inlined into spawn: out of line, its result
+    /// travels through memory (17 more instructions per spawn, counted by `./x icount`).
+    #[inline]
     pub(crate) fn reference(&self, _: Passive) -> Result<ThreadObject, NtStatus> {
         let mut object: sys::PVOID = ptr::null_mut();
         // SAFETY: an open handle (type invariant); `object` is a local out-pointer; the proof

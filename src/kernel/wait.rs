@@ -28,9 +28,17 @@ pub(crate) enum MultiWaitError {
     OutOfMemory,
 }
 
-/// A relative timeout in the kernel's form: negative, in 100 ns units, rounded up.
+/// A relative timeout in the kernel's form: negative, in 100 ns units, rounded up, saturating
+/// at `i64::MAX` units (29,000 years).
+///
+/// Computed as whole seconds × 10⁷ plus the sub-second nanoseconds / 100 rounded up, which is
+/// exactly ⌈total nanoseconds / 100⌉ (a whole second is a multiple of 100 ns), in `u64`
+/// arithmetic: no `u128` division (`__udivti3`) on the timed wait paths.
 pub(crate) fn relative_100ns(duration: Duration) -> i64 {
-    let ticks = duration.as_nanos().div_ceil(100);
+    let ticks = duration
+        .as_secs()
+        .saturating_mul(10_000_000)
+        .saturating_add(u64::from(duration.subsec_nanos().div_ceil(100)));
     -i64::try_from(ticks).unwrap_or(i64::MAX)
 }
 
@@ -179,5 +187,36 @@ pub(crate) unsafe fn wait_multiple(
             Ok(usize::try_from(s - sys::STATUS_WAIT_0).unwrap_or(0))
         }
         other => Err(MultiWaitError::Wait(WaitError::Failed(NtStatus(other)))),
+    }
+}
+#[cfg(test)]
+mod tests {
+    use core::time::Duration;
+
+    use super::relative_100ns;
+
+    /// The definition: ⌈nanoseconds / 100⌉ in `u128`, negated, saturating at `i64::MAX`.
+    fn reference(duration: Duration) -> i64 {
+        -i64::try_from(duration.as_nanos().div_ceil(100)).unwrap_or(i64::MAX)
+    }
+
+    #[test]
+    fn matches_the_u128_definition_at_the_edges() {
+        // The largest whole-second counts whose ticks fit in i64 and in u64: around them the
+        // sum and the product saturate (a wrapping product or sum would come back small).
+        let signed = i64::MAX.cast_unsigned() / 10_000_000;
+        let unsigned = u64::MAX / 10_000_000;
+        let secs = [0, 1, 2, 59, 3_600, 1 << 32, signed, signed + 1, unsigned, unsigned + 1];
+        let nanos = [0, 1, 99, 100, 101, 199, 200, 999_999_900, 999_999_901, 999_999_999];
+        for s in secs {
+            for n in nanos {
+                let d = Duration::new(s, n);
+                assert_eq!(relative_100ns(d), reference(d), "{d:?}");
+            }
+        }
+        assert_eq!(relative_100ns(Duration::ZERO), 0);
+        assert_eq!(relative_100ns(Duration::from_nanos(1)), -1);
+        assert_eq!(relative_100ns(Duration::from_millis(30)), -300_000);
+        assert_eq!(relative_100ns(Duration::MAX), -i64::MAX);
     }
 }

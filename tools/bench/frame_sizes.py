@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark (prints figures; not a test): the stack frame of system-thread's start routine
-(`packet::trampoline`) for closures capturing 0 B, 1 KiB and 2 KiB (the largest accepted;
+(`packet::start_routine`) for closures capturing 0 B, 1 KiB and 2 KiB (the largest accepted;
 16 KiB is refused at compile time), read from the release assembly of examples/frame-probe
 for x86_64-pc-windows-msvc and aarch64-pc-windows-msvc.
 x86_64 frame = return address + pushed registers + `sub rsp` (or the `__chkstk` size in eax).
@@ -110,7 +110,7 @@ def report(target):
     asm = build(target).read_text()
     rows = []
     for symbol, body in functions(asm):
-        if "10trampoline" not in symbol:
+        if "13start_routine" not in symbol:
             continue
         owner = next((p for p in CAPTURES if p in symbol), None)
         if owner is None:
@@ -119,7 +119,7 @@ def report(target):
     if len(rows) != len(CAPTURES):
         sys.exit(f"frame_sizes: found {len(rows)} start routines for {target}, "
                  f"expected {len(CAPTURES)}")
-    print(f"start routine (trampoline) frame, release {target}")
+    print(f"start routine (packet::start_routine) frame, release {target}")
     print(f"  {'capture':>8}  {'frame':>7}  {'frame - capture':>15}")
     for capture, _, size in sorted(rows):
         print(f"  {capture:>7}B  {size:>6}B  {size - capture:>14}B")

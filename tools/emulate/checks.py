@@ -20,6 +20,7 @@ What the emulators can show differs, so checks are context-aware:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 TAG = "system-thread-demo:"
@@ -175,7 +176,18 @@ def check_spawn_parallel_calls(c: Checker, real: bool) -> None:
         if real:
             for p in parts:
                 c.before(p, pj, "parallel: a part before the join of all")
-    c.ok_and_values(c.one("calls", "end", "the bracketed spawn+join"), "calls")
+    check_bracket(c, "calls")
+
+
+def check_bracket(c: Checker, label: str) -> None:
+    """A counting bracket (examples/demo-driver/src/bench.rs): `<label> begin`, `<label> end`
+    (bare markers), then `<label> joined ... ok=1` with the value of the one spawn+join."""
+    begin = c.one(label, "begin", f"the `{label}` bracket's begin marker")
+    end = c.one(label, "end", f"the `{label}` bracket's end marker")
+    joined = c.one(label, "joined", f"the `{label}` bracket's spawn+join")
+    c.before(begin, end, f"{label}: begin marker before end marker")
+    c.before(end, joined, f"{label}: end marker before the report")
+    c.ok_and_values(joined, label)
 
 
 def check_tids(c: Checker) -> None:
@@ -231,16 +243,16 @@ def check_library(c: Checker, mode: str) -> None:
                      f"timeout: the thread wrote {written.ts - first.ts:.3f} s after the "
                      "timed-out join; it sleeps 200 ms")
 
+    # the other counting brackets (the empty one reports nothing but its markers)
+    for label in ("scoped-calls", "stoppable-calls", "builder-calls"):
+        check_bracket(c, label)
+    c.before(c.one("empty-calls", "begin", "the empty bracket"),
+             c.one("empty-calls", "end", "the empty bracket"), "empty-calls markers")
+
     # d. scope
     c.ok_and_values(c.one("scope", "verified", "the scope"), "scope")
 
-    # Unload accounting: every thread was joined before DriverUnload returned.
-    live = c.one("driver", "live-threads", "DriverUnload's live_threads() report")
-    if live is not None:
-        c.expect(live.int("count") == 0, f"live threads at unload: {live.line}")
-        unload_done = c.find("driver", "unload-complete")
-        if unload_done:
-            c.before(live, unload_done[0], "live_threads() was reported inside DriverUnload")
+    check_live_threads(c)
 
     # e. worker: sleeps until there is work or it must stop (one KeWaitForMultipleObjects)
     started = c.one("worker", "started", "the worker")
@@ -340,6 +352,17 @@ def check_queued(c: Checker) -> None:
     c.ok_and_values(c.one("worker", "worker-joined", "the worker"), "worker")
 
 
+def check_live_threads(c: Checker) -> None:
+    """Unload accounting (every library build): every thread was joined before DriverUnload
+    returned, so DriverUnload reports `live-threads count=0` before `unload-complete`."""
+    live = c.one("driver", "live-threads", "DriverUnload's live_threads() report")
+    if live is not None:
+        c.expect(live.int("count") == 0, f"live threads at unload: {live.line}")
+        unload_done = c.find("driver", "unload-complete")
+        if unload_done:
+            c.before(live, unload_done[0], "live_threads() was reported inside DriverUnload")
+
+
 def check_raw(c: Checker, real: bool) -> None:
     check_spawn_parallel_calls(c, real)
     end = c.find("driver", "end")
@@ -363,8 +386,10 @@ def check_output(records: list, context: str, variant: str, selftest: bool) -> l
     lines = [r[2] if isinstance(r, (list, tuple)) else r for r in records]
     c = Checker(f"{context}/{variant}", parse(records))
     check_frame(c, lines)
-    if variant == "raw":
+    if variant in ("raw", "ab"):      # the same scenarios, by hand or through the library
         check_raw(c, context == "wine")
+        if variant == "ab":
+            check_live_threads(c)
     elif context == "speakeasy-queued":
         check_queued(c)
     else:
@@ -399,6 +424,76 @@ def check_speakeasy(summary: dict, variant: str = "normal", selftest: bool = Fal
         elif sorted(scoped) != sorted(plain or []):
             fails.append(f"[{ctx}/{variant}] a scoped spawn+join made other kernel calls than "
                          f"a plain one: {scoped} vs {plain}")
+        for label in ("stoppable-calls", "builder-calls"):
+            calls = an["calls_per_bracket"].get(label)
+            missing = Counter(plain or []) - Counter(calls or [])
+            if calls is None or missing:
+                fails.append(f"[{ctx}/{variant}] the `{label}` bracket lacks kernel calls of a "
+                             f"plain spawn+join: {sorted(missing.elements())} ({calls})")
+    if summary["mode"] == "eager":
+        fails += [f"[{ctx}/{variant}] {m}" for m in check_instruction_counts(an, variant)]
+    return fails
+
+
+# -- instruction counts (speakeasy, eager) ------------------------------------------------
+
+# Goal of issue 13: the library's plain spawn + join executes at most this many instructions
+# inside the image more than the hand-written baseline (caller and new thread together).
+ICOUNT_MAX_OVER_RAW = 100
+# The empty bracket: DbgPrint marker calls and one call of a function returning None.
+ICOUNT_MAX_OVERHEAD = 20
+# Brackets each variant must have counted.
+ICOUNT_BRACKETS = {"normal": ("calls", "scoped-calls", "stoppable-calls", "builder-calls"),
+                   "ab": ("calls",), "raw": ("calls",)}
+
+
+def check_instruction_counts(an: dict, variant: str) -> list[str]:
+    """One variant's counts are complete and plausible: every bracket counted, on the caller
+    and on exactly one started thread, and the empty bracket small and thread-free."""
+    fails: list[str] = []
+    counts = an.get("instructions")
+    if counts is None:
+        return ["no instruction counts (the `empty-calls` bracket was not seen)"]
+    over = counts["overhead"]
+    if not 0 < over["caller"] <= ICOUNT_MAX_OVERHEAD or over["thread"] != 0:
+        fails.append(f"empty bracket: {over} (want 1..{ICOUNT_MAX_OVERHEAD} caller "
+                     "instructions and none on other threads)")
+    for label in ICOUNT_BRACKETS.get(variant, ()):
+        b = counts.get(label)
+        if b is None:
+            fails.append(f"no instruction count for the `{label}` bracket")
+            continue
+        if b["threads_started"] != 1:
+            fails.append(f"`{label}`: {b['threads_started']} threads started, want 1")
+        if b["caller"] <= 0 or b["thread"] <= 0:
+            fails.append(f"`{label}`: instruction counts not positive: {b}")
+    return fails
+
+
+def check_icounts(summaries: dict[str, dict]) -> list[str]:
+    """The instruction-count bound, on eager speakeasy summaries of the variants `normal` (the
+    full library demo), `ab` (the library, with the raw baseline's scenarios only) and `raw`
+    (the baseline). Plain spawn + join: library - raw <= ICOUNT_MAX_OVER_RAW instructions
+    (the caller's and the new thread's instructions inside the image) in both library builds:
+    `ab` is the same program shape as `raw`; `normal` is a driver that uses the whole API,
+    where the library's shared code paths (e.g. one wait for join and join_timeout) are not
+    specialized for the plain join."""
+    fails: list[str] = []
+    for v, s in summaries.items():
+        fails += [f"[icount/{v}] {m}" for m in check_instruction_counts(s["analysis"], v)]
+        fails += [f"[icount/{v}] emulation error: {e}" for e in s["errors"]]
+    base = (summaries["raw"]["analysis"].get("instructions") or {}).get("calls")
+    for v in ("ab", "normal"):
+        lib = (summaries[v]["analysis"].get("instructions") or {}).get("calls")
+        if not lib or not base:
+            continue
+        over = lib["total"] - base["total"]
+        if over > ICOUNT_MAX_OVER_RAW:
+            fails.append(f"[icount/{v}] plain spawn + join: the library executes "
+                         f"{lib['total']} instructions in the image, the raw baseline "
+                         f"{base['total']}: {over:+d}, goal <= +{ICOUNT_MAX_OVER_RAW} (caller "
+                         f"{lib['caller']} vs {base['caller']}, start routine {lib['thread']} "
+                         f"vs {base['thread']})")
     return fails
 
 

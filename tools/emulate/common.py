@@ -28,6 +28,7 @@ VARIANTS = {
     "selftest": ("target/raw_join_selftest", ["raw_join_selftest"]),
     "bench": ("target/bench", ["bench_cycles"]),                # a + b + 1,000 timed cycles
     "bench_raw": ("target/bench_raw", ["raw_baseline", "bench_cycles"]),
+    "ab": ("target/scenarios_ab", ["scenarios_ab"]),            # a + b via the library
     "guard": ("target/guard", ["guard"]),                      # creates no thread (Wine host mate)
     "shims": ("target/shims", []),       # normal, also exporting the runtime shims (LINK_ARGS)
 }

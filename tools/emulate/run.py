@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checks  # noqa: E402
+import icount  # noqa: E402
 import pe_check  # noqa: E402
 import speakeasy_run  # noqa: E402
 from common import ARM64_TARGET, CACHE, LEAK_VARIANTS, TARGET, HarnessError, build_driver  # noqa: E402,E501
@@ -89,11 +90,12 @@ def wine_stage(test_sys: Path, guard_sys: Path, leak: bool, verbose: bool) -> di
 
 
 def bench(verbose: bool) -> int:
-    """Figures only, not a test: code size, Wine wall time of 1,000 spawn+join cycles and
-    speakeasy kernel calls per spawn+join, library vs hand-written baseline."""
+    """Figures only, not a test: code size, Wine wall time of 1,000 spawn+join cycles,
+    speakeasy kernel calls and instructions per spawn+join, library vs hand-written
+    baseline (the instruction bound is checked by tools/emulate/icount.py)."""
     import wine  # noqa: PLC0415
 
-    built = {v: build_driver(v) for v in ("bench", "bench_raw", "normal", "raw")}
+    built = {v: build_driver(v) for v in ("bench", "bench_raw", "normal", "raw", "ab")}
     print("=== code size (release .sys) ===")
     for lib, raw, what in (("bench", "bench_raw", "scenarios a+b + bench loop"),
                            ("normal", "raw", "full demo vs raw a+b")):
@@ -125,14 +127,18 @@ def bench(verbose: bool) -> int:
     print(f"  ratio library/raw: median of rounds {ratios[len(ratios) // 2]:.3f} "
           f"(rounds {ratios[0]:.3f}..{ratios[-1]:.3f}; best/best {lib_ns / raw_ns:.3f}; "
           "goal <= 1.05)")
+    summaries = {v: speakeasy_run.run(built[v].sys, "eager") for v in icount.VARIANTS}
     print("=== speakeasy (eager): kernel calls per spawn+join ===")
-    for v in ("normal", "raw"):
-        an = speakeasy_run.run(built[v].sys, "eager")["analysis"]
-        calls = an["calls_per_spawn_join"] or []
-        print(f"  {'library' if v == 'normal' else 'raw'}: {len(calls)}: {', '.join(calls)}")
-        if v == "normal":
-            scoped = an["calls_per_scoped_spawn_join"] or []
-            print(f"  library, scoped: {len(scoped)}: {', '.join(scoped)}")
+    for v, label, what in (("normal", "calls", "library"), ("raw", "calls", "raw"),
+                           ("normal", "scoped-calls", "library, scoped"),
+                           ("normal", "stoppable-calls", "library, stoppable"),
+                           ("normal", "builder-calls", "library, Builder name + priority")):
+        calls = summaries[v]["analysis"]["calls_per_bracket"].get(label) or []
+        print(f"  {what}: {len(calls)}: {', '.join(calls)}")
+    print("=== speakeasy (eager): instructions executed inside the driver image per "
+          "spawn + join ===")
+    for line in icount.report_lines(summaries):
+        print(line)
     return 0
 
 

@@ -11,6 +11,16 @@ Modes:
   queued  speakeasy's own semantics: threads run after DriverEntry returns, in order.
 DriverUnload is called at the end if DriverEntry set it (speakeasy only does that with
 all_entrypoints=True, which also runs every export as code).
+
+Instruction counts (eager mode): a unicorn code hook limited to the driver image counts every
+instruction executed inside it, per thread depth (DriverEntry's code, or a start routine that
+the eager PsCreateSystemThread hook runs, one level deeper per nesting). The demo prints
+bracket markers, `system-thread-demo: <label> begin` / `... end` (constant strings, see
+examples/demo-driver/src/bench.rs); at each marker's DbgPrint the counts are read, so a
+bracket's count is the instructions the image executed from the return of the `begin`
+DbgPrint up to and including the call of the `end` one: on the caller's thread (`caller`)
+and on the threads it started (`thread`). The `empty-calls` bracket, around a function that
+does nothing, is the overhead the others share; analyze() subtracts it.
 """
 
 from __future__ import annotations
@@ -40,6 +50,17 @@ EAGER_RETURN_API = "HarnessEagerThreadReturn"   # fake export used as the return
 MISSING_ROUTINES: set[str] = set()
 NOISE_APIS = {"ntoskrnl.memcpy", "ntoskrnl.memmove", "ntoskrnl.memset", "ntoskrnl.memcmp",
               "ntoskrnl.strlen"}
+# Instruction-count brackets: markers printed by the demo, and the one that measures the
+# overhead every bracket shares (subtracted from the others).
+MARKER_PREFIX = "system-thread-demo: "
+EMPTY_BRACKET = "empty-calls"
+# Label -> what the bracket measures (all one spawn + join of a finished thread).
+BRACKETS = {
+    "calls": "spawn + join",
+    "scoped-calls": "scope + scoped spawn + join",
+    "stoppable-calls": "spawn_stoppable + join",
+    "builder-calls": "Builder name + priority spawn + join",
+}
 
 
 # -- venv management (system Python, stdlib only) -------------------------------------
@@ -124,6 +145,36 @@ def calls_between(summary: dict, begin: str, end: str) -> list[str] | None:
     return None
 
 
+def marker(text: str) -> tuple[str, str] | None:
+    """(label, "begin" | "end") of a bare bracket marker line, else None."""
+    if not text.startswith(MARKER_PREFIX):
+        return None
+    parts = text[len(MARKER_PREFIX):].rstrip("\n").split(" ")
+    if len(parts) != 2 or parts[1] not in ("begin", "end"):
+        return None
+    return parts[0], parts[1]
+
+
+def instruction_counts(summary: dict) -> dict | None:
+    """Per bracket label: instructions executed inside the image by the bracketed operation,
+    `caller` (the spawning/joining thread) and `thread` (the started threads: their start
+    routines), with the `empty-calls` bracket's counts subtracted; `overhead` is that bracket.
+    None when the run recorded no brackets (queued mode) or no empty bracket."""
+    raw = {e["label"]: e for e in summary.get("events", []) if e["kind"] == "Bracket"}
+    empty = raw.get(EMPTY_BRACKET)
+    if empty is None:
+        return None
+    out = {"overhead": {"caller": empty["caller"], "thread": empty["thread"]}}
+    for label, b in raw.items():
+        if label == EMPTY_BRACKET:
+            continue
+        caller = b["caller"] - empty["caller"]
+        thread = b["thread"] - empty["thread"]
+        out[label] = {"caller": caller, "thread": thread, "total": caller + thread,
+                      "threads_started": b["threads_started"]}
+    return out
+
+
 def analyze(summary: dict) -> dict:
     """Balances of handles, object references and pool blocks, plus thread-creation args.
 
@@ -201,6 +252,10 @@ def analyze(summary: dict) -> dict:
         "calls_per_scoped_spawn_join": calls_between(summary,
                                                      "system-thread-demo: scoped-calls begin",
                                                      "system-thread-demo: scoped-calls end"),
+        "calls_per_bracket": {label: calls_between(summary, f"{MARKER_PREFIX}{label} begin",
+                                                   f"{MARKER_PREFIX}{label} end")
+                              for label in (*BRACKETS, EMPTY_BRACKET)},
+        "instructions": instruction_counts(summary),
         "thread_args": threads,
         "handles": {"created": len(created), "closed": len(closed),
                     "unclosed": [hex(h) for h in unclosed],
@@ -215,7 +270,7 @@ def analyze(summary: dict) -> dict:
 
 # -- emulation (inside the venv) --------------------------------------------------------
 
-def emulate(path: str, mode: str) -> dict:
+def emulate(path: str, mode: str, trace_label: str | None = None) -> dict:
     import speakeasy  # noqa: PLC0415  (only available inside the venv)
 
     se = speakeasy.Speakeasy()
@@ -374,6 +429,52 @@ def emulate(path: str, mode: str) -> dict:
         emu.on_run_complete()
         return STATUS_SUCCESS
 
+    # ---- instruction counts (eager mode) ----
+    # executed[d]: instructions executed inside the image at eager depth d (0: DriverEntry's
+    # code and DriverUnload; d > 0: a start routine run by the eager PsCreateSystemThread).
+    executed: dict[int, int] = {}
+    open_brackets: dict[str, dict] = {}
+
+    trace: list[list[int]] = []     # [depth, address] inside the traced bracket
+
+    def count_instruction(emu, addr, size, ctx):
+        depth = len(eager_frames)
+        executed[depth] = executed.get(depth, 0) + 1
+        if trace_label in open_brackets:
+            trace.append([depth, addr])
+        return True
+
+    def snapshot() -> dict:
+        threads_started = sum(1 for e in events if e["kind"] == "PsCreateSystemThread")
+        return {"depth": len(eager_frames), "executed": dict(executed),
+                "threads_started": threads_started}
+
+    def dbg_print(emu, api, orig, argv):
+        rv = orig(argv)             # formats the text into argv[0]
+        m = marker(str(argv[0])) if argv else None
+        if m is None:
+            return rv
+        label, which = m
+        if which == "begin":
+            open_brackets[label] = snapshot()
+            return rv
+        begin = open_brackets.pop(label, None)
+        if begin is None:
+            harness_errors.append(f"bracket {label}: end marker without begin")
+            return rv
+        end = snapshot()
+        d0 = begin["depth"]
+        if end["depth"] != d0:
+            harness_errors.append(f"bracket {label}: ends at thread depth {end['depth']}, "
+                                  f"began at {d0}")
+        delta = {d: end["executed"].get(d, 0) - begin["executed"].get(d, 0)
+                 for d in end["executed"]}
+        events.append({"kind": "Bracket", "label": label,
+                       "caller": delta.get(d0, 0),
+                       "thread": sum(n for d, n in delta.items() if d > d0),
+                       "threads_started": end["threads_started"] - begin["threads_started"]})
+        return rv
+
     hooks = [
         (ex_allocate_pool2, "ExAllocatePool2", 3),
         (ret_const(0), "KeGetCurrentIrql", 0),
@@ -397,11 +498,18 @@ def emulate(path: str, mode: str) -> dict:
         (ps_terminate_system_thread, "PsTerminateSystemThread", 1),
         (eager_thread_return, EAGER_RETURN_API, 0),
     ]
+    if mode == "eager":
+        hooks.append((dbg_print, "DbgPrint", 1))
     for cb, name, argc in hooks:
         se.add_api_hook(cb, "ntoskrnl", name, argc=argc)
 
     module = se.load_module(path)
     emu = se.emu
+    if mode == "eager":
+        base, size = module.get_base(), module.get_image_size()
+        # unicorn's range is inclusive at both ends.
+        se.add_code_hook(count_instruction, begin=base, end=base + size - 1)
+        events.append({"kind": "ImageRange", "base": base, "size": size})
     # Data import PsThreadType resolves to 0 in speakeasy: point the IAT slot at a
     # POBJECT_TYPE variable holding a fake OBJECT_TYPE.
     for iat, (mod_name, sym) in getattr(module, "imports", {}).items():
@@ -426,7 +534,11 @@ def emulate(path: str, mode: str) -> dict:
         harness_errors.append("driver object of the module not found; DriverUnload not run")
 
     report = se.get_report()
-    return summarise(report, events, harness_errors, path, mode)
+    summary = summarise(report, events, harness_errors, path, mode)
+    if trace_label is not None:
+        summary["trace"] = {"label": trace_label, "image_base": module.get_base(),
+                            "executed": trace}
+    return summary
 
 
 def summarise(report: dict, events: list, harness_errors: list, path: str, mode: str) -> dict:
@@ -460,6 +572,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=("eager", "queued"), default="eager")
     ap.add_argument("--out", help="write the JSON summary here (default: stdout)")
     ap.add_argument("--full", action="store_true", help="keep mem*/strlen calls in stdout view")
+    ap.add_argument("--trace-bracket", metavar="LABEL",
+                    help="eager mode: record [thread depth, address] of every instruction the "
+                         "image executes inside this bracket (summary key `trace`), to find "
+                         "where a bracket's instructions go")
     a = ap.parse_args(argv)
     try:
         import speakeasy  # noqa: F401
@@ -468,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         os.execv(str(py), [str(py), __file__, *sys.argv[1:]])
     import logging
     logging.disable(logging.CRITICAL)
-    summary = emulate(a.driver, a.mode)
+    summary = emulate(a.driver, a.mode, a.trace_bracket)
     text = json.dumps(summary, indent=1, default=str)
     if a.out:
         Path(a.out).write_text(text)

@@ -19,7 +19,9 @@
 //!
 //! Scenarios: `driver` (begin/end/unload-begin/unload-complete), `spawn` (a), `parallel`
 //! (b), `timeout` (c), `scope` (d), `worker` (e), `irql` (f), `builder` (g), `io_object`
-//! (h), `display` (i), `calls` (one bracketed spawn+join, for counting kernel calls),
+//! (h), `display` (i), the brackets `calls`, `empty-calls`, `scoped-calls`,
+//! `stoppable-calls`, `builder-calls` (one spawn+join each between a `begin` and an `end`
+//! marker, for counting kernel calls and instructions, then `joined`; see `bench.rs`),
 //! `bench` (`--cfg bench_cycles`), `leak` (leak variants), `selftest`.
 //!
 //! # Variants (cfgs set only by the tooling, see tools/emulate/common.py)
@@ -27,6 +29,8 @@
 //! * `raw_baseline`: scenarios a and b and the spawn+join cycle with direct kernel calls,
 //!   from the same sources, for comparison.
 //! * `bench_cycles`: only a, b and 1,000 timed spawn+join cycles (with either of the above).
+//! * `scenarios_ab`: only a, b and the `calls` brackets, the raw variant's scenarios through
+//!   the library (instruction counts of the same program shape).
 //! * `leak_thread`: also a thread whose join handle is kept in a static that `DriverUnload`
 //!   never takes; `leak_forget`: the same through `mem::forget` of a `JoinHandle`. Both must be
 //!   reported by `live_threads` in `DriverUnload` and caught by the Wine leak check.
@@ -63,7 +67,6 @@ mod scenarios;
 #[cfg(not(raw_baseline))]
 mod slot;
 
-#[cfg(bench_cycles)]
 mod bench;
 
 use core::ffi::c_void;
@@ -141,13 +144,15 @@ pub unsafe extern "system" fn driver_entry(
 
 unsafe extern "system" fn driver_unload(_driver: *mut DriverObject) {
     report!("driver", "unload-begin");
+    // Only the full demo starts the worker; the builds compared with the raw baseline
+    // (bench_cycles, scenarios_ab) leave its teardown out, as the baseline does.
+    #[cfg(not(any(raw_baseline, bench_cycles, scenarios_ab)))]
+    scenarios::stop_worker();
+    // Every handle is joined by now: a live thread here is a leak that would run in the
+    // unloaded image. (Every library build reports it, also the ones compared with the raw
+    // baseline, which has no such count.)
     #[cfg(not(raw_baseline))]
-    {
-        scenarios::stop_worker();
-        // Every handle is joined by now: a live thread here is a leak that would run in the
-        // unloaded image.
-        report!("driver", "live-threads", "count={}", system_thread::live_threads());
-    }
+    report!("driver", "live-threads", "count={}", system_thread::live_threads());
     report!("driver", "unload-complete");
 }
 
@@ -165,39 +170,27 @@ fn guard_entry(driver: *mut DriverObject) -> i32 {
     STATUS_SUCCESS
 }
 
-/// One spawn+join between two markers (`<label> begin`, `<label> end`), so the harness can
-/// count the kernel calls it takes.
-fn count_calls(label: &str, once: fn(u32) -> Option<u64>) -> bool {
-    log!("system-thread-demo: {label} begin");
-    let value = once(5);
-    let expected = work::mix(5);
-    let ok = value == Some(expected);
-    log!(
-        "system-thread-demo: {label} end value={:#x} expected={expected:#x} ok={}",
-        value.unwrap_or(0),
-        u8::from(ok)
-    );
-    ok
-}
-
 #[cfg(not(raw_baseline))]
 fn run_scenarios(driver: *mut c_void) -> bool {
+    use bench::library as l;
     use scenarios as s;
     let mut ok = s::spawn_join();
     ok &= s::parallel();
-    ok &= count_calls("calls", s::spawn_join_once);
-    // Not in the benchmark build, which must match the raw variant's scenarios.
-    #[cfg(not(bench_cycles))]
-    {
-        ok &= count_calls("scoped-calls", s::scoped_spawn_join_once);
-    }
+    ok &= bench::count(&bench::CALLS, l::spawn_join_once);
+    ok &= bench::count_empty();
+    // The benchmark and `scenarios_ab` builds stop here: they match the raw variant's
+    // scenarios.
     #[cfg(bench_cycles)]
     {
-        let _ = driver;
-        ok &= bench::run("library", s::spawn_join_once);
+        ok &= bench::run("library", l::spawn_join_once);
     }
-    #[cfg(not(bench_cycles))]
+    #[cfg(any(bench_cycles, scenarios_ab))]
+    let _ = driver;
+    #[cfg(not(any(bench_cycles, scenarios_ab)))]
     {
+        ok &= bench::count(&bench::SCOPED, l::scoped_spawn_join_once);
+        ok &= bench::count(&bench::STOPPABLE, l::stoppable_spawn_join_once);
+        ok &= bench::count(&bench::BUILDER, l::builder_spawn_join_once);
         // Started early so that it ticks while the other scenarios run.
         ok &= s::start_worker();
         ok &= s::timeout();
@@ -215,7 +208,8 @@ fn run_scenarios(_driver: *mut c_void) -> bool {
     use baseline as b;
     let mut ok = b::spawn_join();
     ok &= b::parallel();
-    ok &= count_calls("calls", b::spawn_join_once);
+    ok &= bench::count(&bench::CALLS, b::spawn_join_once);
+    ok &= bench::count_empty();
     #[cfg(bench_cycles)]
     {
         ok &= bench::run("raw", b::spawn_join_once);
