@@ -192,9 +192,11 @@ impl Event {
 }
 
 impl Drop for Event {
+    /// Frees the event's pool block. Drop it at `DISPATCH_LEVEL` or lower (not in an ISR).
     fn drop(&mut self) {
         // SAFETY: the block is this value's (invariant); nobody waits on it any more (waits
-        // borrow `self`). Freeing pool is allowed up to DISPATCH_LEVEL, where an `Event` lives.
+        // borrow `self`). Freeing pool is allowed up to DISPATCH_LEVEL, where events are
+        // dropped (documented above).
         unsafe { pool::free(self.raw.cast()) };
     }
 }
@@ -286,7 +288,8 @@ pub fn wait_any(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<
 
 /// Waits until all of `objects` are signalled, or `timeout` passes, in one
 /// `KeWaitForMultipleObjects`. Join handles waited for this way join without another wait:
-/// `DriverUnload` waits once for all its workers, then joins each.
+/// `DriverUnload` waits once for all its workers, then joins each. (Unlike `join`, a wait on
+/// several objects does not detect a thread waiting for its own handle: that wait never ends.)
 ///
 /// ```
 /// use system_thread::{SystemThread, wait_all};

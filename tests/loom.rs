@@ -183,3 +183,35 @@ fn detach() {
         }
     });
 }
+
+#[test]
+fn work_or_stop() {
+    explore("work or stop: a work item racing the stop request", |_| {
+        let work =
+            Arc::new(system_thread::Event::new(system_thread::EventKind::Synchronization).unwrap());
+        let pending = Arc::clone(&work);
+        let worker = SystemThread::spawn_stoppable(move |stop| {
+            let mut woken = 0u32;
+            while stop.wait_for(&pending, None) == Ok(system_thread::Wake::Work) {
+                woken += 1;
+            }
+            woken
+        })
+        .unwrap();
+        work.set().unwrap();
+        let woken = worker.stop().unwrap();
+        assert!(woken <= 1, "one work item woke the worker {woken} times");
+    });
+}
+
+#[test]
+fn wait_all_then_join() {
+    explore("wait_all over two threads, then joins that do not wait", |kernel| {
+        let a = SystemThread::spawn(|| 1u8).unwrap();
+        let b = SystemThread::spawn(|| 2u8).unwrap();
+        system_thread::wait_all(&[&a, &b], None).unwrap();
+        let waits = kernel.calls(Call::KeWaitForSingleObject);
+        assert_eq!(a.join().unwrap() + b.join().unwrap(), 3);
+        assert_eq!(kernel.calls(Call::KeWaitForSingleObject), waits);
+    });
+}
