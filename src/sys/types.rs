@@ -1,7 +1,14 @@
 //! The crate's own definitions of the kernel types it uses, named and laid out as in the WDK
 //! headers (and as wdk-sys generates them). Used by the `ntoskrnl` and `host` providers; on a
 //! Windows host with wdk-sys, `sys::verify` proves the layouts equal.
-#![allow(non_camel_case_types, non_snake_case, dead_code, clippy::upper_case_acronyms)]
+// The WDK's names, documented by Microsoft's reference; public through `host::routines`.
+#![allow(
+    non_camel_case_types,
+    non_snake_case,
+    dead_code,
+    clippy::upper_case_acronyms,
+    missing_docs
+)]
 
 use core::ffi::c_void;
 

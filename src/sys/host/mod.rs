@@ -1,7 +1,14 @@
 //! Provider 3: the host model. Each routine below has exactly the signature of the ntoskrnl
 //! import of the same name (asserted at the end of this file) and implements its documented
 //! behaviour on top of [`model`].
-#![allow(non_snake_case, clippy::upper_case_acronyms, clippy::missing_safety_doc)]
+// The routines keep the WDK's names and contracts (Microsoft's reference documents them).
+#![allow(
+    non_snake_case,
+    clippy::upper_case_acronyms,
+    clippy::missing_safety_doc,
+    clippy::must_use_candidate,
+    missing_docs
+)]
 
 extern crate std;
 
@@ -637,4 +644,28 @@ pub(crate) mod optional {
     #[allow(clippy::wildcard_imports)]
     use super::*;
     super::super::routines::kernel_routines!(super::super::routines::optional_fn_types);
+}
+
+/// `kernel_routines!` callback: the public re-export of every routine of the list.
+macro_rules! reexport_routines {
+    (
+        static { $(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)* }
+        own { $(fn $own:ident($($own_arg:ident: $own_ty:ty),* $(,)?) $(-> $own_ret:ty)?;)* }
+        optional { $(fn $opt:ident($($opt_arg:ident: $opt_ty:ty),* $(,)?) $(-> $opt_ret:ty)?;)* }
+    ) => {
+        pub use super::{$($name,)* $($own,)* $($opt,)*};
+    };
+}
+
+/// The model's kernel routines themselves, with exactly the signatures of the ntoskrnl imports
+/// of the same names, for driver code under test that calls kernel routines directly: in a
+/// test build, point such calls here (e.g. a `cfg(test)` `use` of this module in place of
+/// `wdk_sys::ntddk`), and the model counts them, injects failures, and stops the test with a
+/// message naming the call and the object on a Driver Verifier-style error (a thread object
+/// used after its last reference, pool freed twice or with another tag, a handle closed twice).
+pub mod routines {
+    #[allow(clippy::wildcard_imports)]
+    pub use super::super::types::*;
+    pub use super::{KEVENT, PRKEVENT};
+    super::super::routines::kernel_routines!(reexport_routines);
 }

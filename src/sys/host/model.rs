@@ -35,6 +35,8 @@ use std::vec::Vec;
 
 use super::state::{self, State};
 
+pub use super::routines;
+
 /// `kernel_routines!` callback: the model's `Call` enum, with one variant per routine of the
 /// list (and `KeGetCurrentIrql`), its names, and the optional routines.
 macro_rules! declare_calls {
