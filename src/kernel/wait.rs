@@ -51,19 +51,26 @@ pub(crate) enum Timeout {
     After(Duration),
 }
 
+impl Timeout {
+    /// The timeout in the kernel's form: a pointer to `interval` holding it, or NULL for none.
+    fn as_interval(self, interval: &mut sys::LARGE_INTEGER) -> *mut sys::LARGE_INTEGER {
+        match self {
+            Self::Never => ptr::null_mut(),
+            Self::After(duration) => {
+                interval.QuadPart = relative_100ns(duration);
+                interval
+            }
+        }
+    }
+}
+
 /// Waits (kernel mode, not alertable) on a dispatcher object.
 ///
 /// # Safety
 /// `object` is a dispatcher object (thread or event) that stays alive during the call.
 unsafe fn wait_object(object: *mut c_void, timeout: Timeout) -> Result<(), WaitError> {
     let mut interval = sys::LARGE_INTEGER { QuadPart: 0 };
-    let interval_ptr = match timeout {
-        Timeout::Never => ptr::null_mut(),
-        Timeout::After(duration) => {
-            interval.QuadPart = relative_100ns(duration);
-            &raw mut interval
-        }
-    };
+    let interval_ptr = timeout.as_interval(&mut interval);
     // SAFETY: `object` is a live dispatcher object (caller's contract); the interval is a live
     // local or NULL; the callers hold the IRQL proof for the timeout they pass.
     let status = unsafe {
@@ -154,13 +161,7 @@ pub(crate) unsafe fn wait_multiple(
         None
     };
     let mut interval = sys::LARGE_INTEGER { QuadPart: 0 };
-    let interval_ptr = match timeout {
-        Timeout::Never => ptr::null_mut(),
-        Timeout::After(duration) => {
-            interval.QuadPart = relative_100ns(duration);
-            &raw mut interval
-        }
-    };
+    let interval_ptr = timeout.as_interval(&mut interval);
     let wait_type = if all { sys::WAIT_ALL } else { sys::WAIT_ANY };
     // SAFETY: `count` live dispatcher objects (caller's contract) in a local array; a wait block
     // array of `count` blocks when more than THREAD_WAIT_OBJECTS; the interval is a live local

@@ -77,6 +77,22 @@ unsafe fn relative_timeout(timeout: PLARGE_INTEGER, routine: &str) -> Option<Dur
     Some(Duration::from_nanos(value.unsigned_abs().saturating_mul(100)))
 }
 
+/// The timeout of a `Ke` wait, after its IRQL check: a zero timeout (a poll) is allowed up to
+/// `DISPATCH_LEVEL`, any other wait up to `APC_LEVEL` (a bugcheck above).
+///
+/// # Safety
+/// As [`relative_timeout`].
+unsafe fn wait_timeout(timeout: PLARGE_INTEGER, routine: &str) -> Option<Duration> {
+    // SAFETY: forwarded.
+    let timeout = unsafe { relative_timeout(timeout, routine) };
+    if timeout == Some(Duration::ZERO) {
+        require_irql(DISPATCH_LEVEL, routine);
+    } else {
+        require_irql(APC_LEVEL, &std::format!("{routine} with a non-zero timeout"));
+    }
+    timeout
+}
+
 /// The dispatcher header of a thread object or event passed to `call`; stops the model with a
 /// message naming the call and the object when it is neither, or a thread object without
 /// references.
@@ -306,12 +322,7 @@ pub unsafe extern "C" fn KeWaitForSingleObject(
     Timeout: PLARGE_INTEGER,
 ) -> NTSTATUS {
     // SAFETY: Timeout is NULL or readable (routine contract).
-    let timeout = unsafe { relative_timeout(Timeout, "KeWaitForSingleObject") };
-    if timeout == Some(Duration::ZERO) {
-        require_irql(DISPATCH_LEVEL, "KeWaitForSingleObject");
-    } else {
-        require_irql(APC_LEVEL, "KeWaitForSingleObject with a non-zero timeout");
-    }
+    let timeout = unsafe { wait_timeout(Timeout, "KeWaitForSingleObject") };
     if let Some(status) = State::current().enter(Call::KeWaitForSingleObject) {
         return status;
     }
@@ -442,12 +453,7 @@ pub unsafe extern "C" fn KeWaitForMultipleObjects(
     WaitBlockArray: PKWAIT_BLOCK,
 ) -> NTSTATUS {
     // SAFETY: Timeout is NULL or readable (routine contract).
-    let timeout = unsafe { relative_timeout(Timeout, "KeWaitForMultipleObjects") };
-    if timeout == Some(Duration::ZERO) {
-        require_irql(DISPATCH_LEVEL, "KeWaitForMultipleObjects");
-    } else {
-        require_irql(APC_LEVEL, "KeWaitForMultipleObjects with a non-zero timeout");
-    }
+    let timeout = unsafe { wait_timeout(Timeout, "KeWaitForMultipleObjects") };
     if Count == 0 || Count > MAXIMUM_WAIT_OBJECTS {
         bugcheck(&std::format!("MAXIMUM_WAIT_OBJECTS_EXCEEDED: KeWaitForMultipleObjects({Count})"));
     }
