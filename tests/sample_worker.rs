@@ -137,12 +137,16 @@ fn n_notifications_are_n_items_done_in_at_most_n_wakes() {
             }
         }
         wait_until("every item is done", || items_done(buffer) == N);
-        // Idle again: one wait per wake, plus the one it sleeps in; nothing more over 50 ms.
-        let wakes_so_far = u32::try_from(wakes(&lines(buffer)).len()).unwrap();
-        wait_for_waits(&kernel, usize::try_from(wakes_so_far).unwrap() + 1);
-        let before = kernel.call_counts();
-        thread::sleep(Duration::from_millis(50));
-        assert_eq!(kernel.call_counts(), before, "the worker woke with nothing queued");
+        // Idle again: one wait per wake, plus the one it sleeps in; then nothing for 50 ms. (A
+        // set that raced the worker's taking of its item leaves the event set: that is one
+        // more, empty, wake, which may still be under way; hence the second try.)
+        let settled = (0..2).any(|_| {
+            wait_for_waits(&kernel, wakes(&lines(buffer)).len() + 1);
+            let before = kernel.call_counts();
+            thread::sleep(Duration::from_millis(50));
+            kernel.call_counts() == before
+        });
+        assert!(settled, "the worker kept calling the kernel with nothing queued");
         (worker.stop(), sets_at_start)
     });
     let wakes = wakes(&lines(buffer));
