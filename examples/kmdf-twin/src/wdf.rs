@@ -38,7 +38,10 @@
 //!   twin's printed layout with these definitions on every run.
 //! - **[DOC]** Microsoft's DDI reference (learn.microsoft.com, `wdfdevice` and `wdfobject`):
 //!   `EVT_WDF_DEVICE_D0_ENTRY` (called at `PASSIVE_LEVEL`; its first call for a device passes
-//!   `PreviousState` = `WdfPowerDeviceD3Final`) and `EVT_WDF_OBJECT_CONTEXT_CLEANUP` (a
+//!   `PreviousState` = `WdfPowerDeviceD3Final`), `EVT_WDF_DEVICE_D0_EXIT` (`PASSIVE_LEVEL`;
+//!   `TargetState` = `WdfPowerDeviceD3Final` when the device is about to be removed, the system
+//!   shuts down or resources are rebalanced; also called after a surprise removal, but not again
+//!   for a device already out of D0) and `EVT_WDF_OBJECT_CONTEXT_CLEANUP` (a
 //!   child's cleanup callback runs before its parent's; once an object's cleanup callback has
 //!   been called, the driver may touch the object only from its destroy callback: so the
 //!   sample's device cleanup leaves the timer alone).
@@ -68,7 +71,7 @@
 //! | `WdfDeviceInitSetPnpPowerEventCallbacks(Globals, PWDFDEVICE_INIT, PWDF_PNPPOWER_EVENT_CALLBACKS)` | | MS (wdfdevice.h) |
 //! | `EvtDeviceD0Entry(WDFDEVICE, WDF_POWER_DEVICE_STATE PreviousState) -> NTSTATUS`, `EvtDeviceD0Exit(WDFDEVICE, WDF_POWER_DEVICE_STATE TargetState) -> NTSTATUS`, both `_IRQL_requires_max_(PASSIVE_LEVEL)` | | MS (wdfdevice.h) |
 //! | `WDF_POWER_DEVICE_STATE`: `WdfPowerDeviceInvalid` 0, `D0` 1, `D1` 2, `D2` 3, `D3` 4, `D3Final` 5 | | MS (wdfdevice.h) |
-//! | a device's first D0 entry comes from `WdfPowerDeviceD3Final` (what the harness passes; it passes the same to the removal's D0 exit) | | DOC |
+//! | a device's first D0 entry comes from `WdfPowerDeviceD3Final`, its removal's D0 exit goes to it (what the harness passes) | | DOC |
 //! | `WDF_TIMER_CONFIG`: `Size` u32, `EvtTimerFunc`, `Period` u32 (ms), `AutomaticSerialization` `BOOLEAN`, `TolerableDelay` u32, `DECLSPEC_ALIGN(8) BOOLEAN UseHighResolutionTimer` | offsets 0, 8, 16, 20, 24, 32; size 40 | MS (wdftimer.h; SE has no definition) |
 //! | `WdfTimerCreate(Globals, PWDF_TIMER_CONFIG, PWDF_OBJECT_ATTRIBUTES, WDFTIMER*) -> NTSTATUS` (the attributes' `ParentObject` must lead to a device) | | MS (wdftimer.h) |
 //! | `WdfTimerStart(Globals, WDFTIMER, LONGLONG DueTime) -> BOOLEAN` (negative: relative, 100 ns units), `WdfTimerStop(Globals, WDFTIMER, BOOLEAN Wait) -> BOOLEAN` (`Wait` TRUE only at `PASSIVE_LEVEL`; waits for the callback) | | MS (wdftimer.h, fxtimer.cpp) |
