@@ -407,11 +407,26 @@ fn the_driver_source_is_a_wdf_driver_whose_thread_code_is_the_host_tested_file()
         "EvtCleanupCallback: Some(evt_device_cleanup)",
         "WdfDeviceWdmGetDeviceObject",
         "mod worker;",
+        // The worker's work: a periodic timer, a child of the device, started in D0 entry,
+        // stopped (waiting for its callback) in D0 exit; its DPC notifies the worker.
+        "WdfDeviceInitSetPnpPowerEventCallbacks",
+        "EvtDeviceD0Entry: Some(evt_device_d0_entry)",
+        "EvtDeviceD0Exit: Some(evt_device_d0_exit)",
+        "WdfTimerCreate",
+        "EvtTimerFunc: Some(evt_timer_func)",
+        "Period: worker::PERIOD_MS",
+        "ParentObject: device.cast()",
+        "WdfTimerStart, timer, one_period_from_now()",
+        "WdfTimerStop, timer, BOOLEAN::from(true)",
+        "static WORK: worker::WorkQueue = worker::WorkQueue::new();",
+        "let _signalled = WORK.notify();",
+        "worker::start(&WORK, io, log)",
     ] {
         assert!(lib.contains(needed), "src/lib.rs lacks `{needed}`");
     }
-    // Only the WDF glue is untested: lib.rs never names system-thread's spawning API itself.
-    for kept_out in [".spawn", "Builder", "SystemThread::"] {
+    // Only the WDF glue is untested: lib.rs never names system-thread's spawning or event API
+    // itself.
+    for kept_out in [".spawn", "Builder", "SystemThread::", "Event::", "wait_for"] {
         assert!(!lib.contains(kept_out), "src/lib.rs uses `{kept_out}`: move it to src/worker.rs");
     }
 

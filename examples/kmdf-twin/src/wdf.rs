@@ -1,5 +1,5 @@
 //! The KMDF 1.33 binary interface the twin uses (x86-64), written from recorded facts, and the
-//! three framework calls of the sample made through the bound function table.
+//! framework calls of the sample made through the bound function table.
 //!
 //! # Facts and their sources
 //!
@@ -8,7 +8,8 @@
 //! below). Sources:
 //!
 //! - **[MS]** microsoft/Windows-Driver-Frameworks (MIT), commit `b6191d95`: the KMDF 1.33
-//!   public headers `src/publicinc/wdf/kmdf/1.33/{wdffuncenum,wdfdriver,wdfobject,wdfdevice}.h`,
+//!   public headers
+//!   `src/publicinc/wdf/kmdf/1.33/{wdffuncenum,wdfdriver,wdfobject,wdfdevice,wdftimer}.h`,
 //!   the loader interface `src/framework/shared/inc/private/common/fxldr.h`, and the
 //!   framework's side of the bind, `src/framework/kmdf/src/librarycommon/fxlibrarycommon.cpp`:
 //!   for a client binding more functions than KMDF 1.13 had, "`FuncTable` arrives with a ptr
@@ -25,11 +26,25 @@
 //!   (a WDF call reads `WdfFunctions[_WDFFUNCENUM::<Name>TableIndex]` and passes
 //!   `WdfDriverGlobals` first); wdk-build 0.6.0 `src/lib.rs` links KMDF drivers with
 //!   `/ENTRY:FxDriverEntry`.
+//!   The framework's timer and object code, `src/framework/shared/core/fxtimer.cpp`
+//!   (`FxTimer::Dispose` stops the timer with `Stop(TRUE)`, which flushes the timer's queued
+//!   DPCs) and `src/framework/shared/object/fxobjectstatemachine.cpp`
+//!   (`DisposeChildrenWorker`: every child is disposed, and its cleanup callback has returned,
+//!   before the parent's `EvtCleanupCallback`).
 //! - **[SE]** speakeasy-emulator 1.5.11, `speakeasy/winenv/defs/wdf.py` (its `WDFFUNCTIONS`,
-//!   `WDF_BIND_INFO`, `WDF_DRIVER_CONFIG`) and `speakeasy/winenv/api/kernelmode/wdfldr.py`
+//!   `WDF_BIND_INFO`, `WDF_DRIVER_CONFIG`, `WDF_PNPPOWER_EVENT_CALLBACKS`) and `speakeasy/winenv/api/kernelmode/wdfldr.py`
 //!   (its `WdfVersionBind` writes the function table's address to `*BindInfo.FuncTable` and
 //!   the globals' address to `*ComponentGlobals`). `tools/emulate/kmdf_twin.py` compares the
 //!   twin's printed layout with these definitions on every run.
+//! - **[DOC]** Microsoft's DDI reference (learn.microsoft.com, `wdfdevice` and `wdfobject`):
+//!   `EVT_WDF_DEVICE_D0_ENTRY` (called at `PASSIVE_LEVEL`; its first call for a device passes
+//!   `PreviousState` = `WdfPowerDeviceD3Final`), `EVT_WDF_DEVICE_D0_EXIT` (`PASSIVE_LEVEL`;
+//!   `TargetState` = `WdfPowerDeviceD3Final` when the device is about to be removed, the system
+//!   shuts down or resources are rebalanced; also called after a surprise removal, but not again
+//!   for a device already out of D0) and `EVT_WDF_OBJECT_CONTEXT_CLEANUP` (a
+//!   child's cleanup callback runs before its parent's; once an object's cleanup callback has
+//!   been called, the driver may touch the object only from its destroy callback: so the
+//!   sample's device cleanup leaves the timer alone).
 //! - **[ROS]** reactos/reactos `sdk/lib/drivers/wdf/wdfdriverentry/wdfdriverentry.c`, a
 //!   re-implementation of the WDK's `WdfDriverEntry.lib` (facts only): the stub's bind info
 //!   names the component `L"KmdfLibrary"`, points `FuncTable` at the stub's `WdfFunctions`
@@ -39,7 +54,9 @@
 //! |---|---|---|
 //! | `WdfDeviceWdmGetDeviceObjectTableIndex` | 31 | MS; SE (`pfnWdfDeviceWdmGetDeviceObject` at 0xF8) |
 //! | `WdfDeviceCreateTableIndex` | 75 | MS; SE (0x258) |
+//! | `WdfDeviceInitSetPnpPowerEventCallbacksTableIndex` | 55 | MS; SE (0x1B8) |
 //! | `WdfDriverCreateTableIndex` | 116 | MS; WDR; SE (0x3A0) |
+//! | `WdfTimerCreateTableIndex`, `WdfTimerStartTableIndex`, `WdfTimerStopTableIndex` | 318, 319, 320 | MS; SE (0x9F0, 0x9F8, 0xA00; speakeasy leaves these entries NULL: the harness fills them) |
 //! | `WdfFunctionTableNumEntries` (KMDF 1.33) | 458 | MS; WDR (SE's table has 377 entries and ignores `FuncCount`) |
 //! | `WDF_BIND_INFO`: `Size` u32, `Component` `PWCHAR`, `Version` {u32 Major, Minor, Build}, `FuncCount` u32, `FuncTable` `WDFFUNC*`, `Module` | offsets 0, 8, 16, 28, 32, 40; size 48 | MS (fxldr.h); SE |
 //! | `WdfVersionBind(PDRIVER_OBJECT, PUNICODE_STRING, PWDF_BIND_INFO, PWDF_COMPONENT_GLOBALS*) -> NTSTATUS`, exported by `wdfldr.sys` | | MS (fxldr.h); SE |
@@ -50,6 +67,15 @@
 //! | `WdfDeviceCreate(Globals, PWDFDEVICE_INIT*, PWDF_OBJECT_ATTRIBUTES, WDFDEVICE*) -> NTSTATUS` | | MS (wdfdevice.h); WDR |
 //! | `WdfDeviceWdmGetDeviceObject(Globals, WDFDEVICE) -> PDEVICE_OBJECT` | | MS (wdfdevice.h) |
 //! | `EvtDriverDeviceAdd(WDFDRIVER, PWDFDEVICE_INIT) -> NTSTATUS`, `EvtDriverUnload(WDFDRIVER)`, `EvtCleanupCallback(WDFOBJECT)` | | MS |
+//! | `WDF_PNPPOWER_EVENT_CALLBACKS`: `Size` u32, then 17 callback pointers, `EvtDeviceD0Entry` first and `EvtDeviceD0Exit` third (`EvtDeviceD0EntryPostInterruptsEnabled` between them) | offsets 0, 8, 24; size 144 | MS (wdfdevice.h); SE |
+//! | `WdfDeviceInitSetPnpPowerEventCallbacks(Globals, PWDFDEVICE_INIT, PWDF_PNPPOWER_EVENT_CALLBACKS)` | | MS (wdfdevice.h) |
+//! | `EvtDeviceD0Entry(WDFDEVICE, WDF_POWER_DEVICE_STATE PreviousState) -> NTSTATUS`, `EvtDeviceD0Exit(WDFDEVICE, WDF_POWER_DEVICE_STATE TargetState) -> NTSTATUS`, both `_IRQL_requires_max_(PASSIVE_LEVEL)` | | MS (wdfdevice.h) |
+//! | `WDF_POWER_DEVICE_STATE`: `WdfPowerDeviceInvalid` 0, `D0` 1, `D1` 2, `D2` 3, `D3` 4, `D3Final` 5 | | MS (wdfdevice.h) |
+//! | a device's first D0 entry comes from `WdfPowerDeviceD3Final`, its removal's D0 exit goes to it (what the harness passes) | | DOC |
+//! | `WDF_TIMER_CONFIG`: `Size` u32, `EvtTimerFunc`, `Period` u32 (ms), `AutomaticSerialization` `BOOLEAN`, `TolerableDelay` u32, `DECLSPEC_ALIGN(8) BOOLEAN UseHighResolutionTimer` | offsets 0, 8, 16, 20, 24, 32; size 40 | MS (wdftimer.h; SE has no definition) |
+//! | `WdfTimerCreate(Globals, PWDF_TIMER_CONFIG, PWDF_OBJECT_ATTRIBUTES, WDFTIMER*) -> NTSTATUS` (the attributes' `ParentObject` must lead to a device) | | MS (wdftimer.h) |
+//! | `WdfTimerStart(Globals, WDFTIMER, LONGLONG DueTime) -> BOOLEAN` (negative: relative, 100 ns units), `WdfTimerStop(Globals, WDFTIMER, BOOLEAN Wait) -> BOOLEAN` (`Wait` TRUE only at `PASSIVE_LEVEL`; waits for the callback) | | MS (wdftimer.h, fxtimer.cpp) |
+//! | `EvtTimerFunc(WDFTIMER)`, `_IRQL_requires_max_(DISPATCH_LEVEL)` (a DPC unless the timer asks for passive execution) | | MS (wdftimer.h) |
 //!
 //! The headers declare the functions `NTAPI` and wdk-sys binds them `extern "C"`: on x86-64
 //! both are the one Windows x64 calling convention. The twin uses `extern "C"`, as wdk-sys does
@@ -81,15 +107,29 @@ pub type EvtDriverDeviceAdd =
 pub type EvtDriverUnload = extern "C" fn(driver: WdfHandle);
 /// `PFN_WDF_OBJECT_CONTEXT_CLEANUP` (and `_DESTROY`, the same shape).
 pub type EvtObjectCallback = extern "C" fn(object: WdfHandle);
+/// `WDF_POWER_DEVICE_STATE`.
+pub type WdfPowerDeviceState = i32;
+/// `PFN_WDF_DEVICE_D0_ENTRY` and `PFN_WDF_DEVICE_D0_EXIT` (the same shape).
+pub type EvtDeviceD0 = extern "C" fn(device: WdfHandle, state: WdfPowerDeviceState) -> NtStatus;
+/// `PFN_WDF_TIMER`.
+pub type EvtTimerFunc = extern "C" fn(timer: WdfHandle);
 
 /// `WDFFUNCENUM` entries of KMDF 1.33.
 pub mod index {
     /// `WdfDeviceWdmGetDeviceObjectTableIndex`.
     pub const DEVICE_WDM_GET_DEVICE_OBJECT: usize = 31;
+    /// `WdfDeviceInitSetPnpPowerEventCallbacksTableIndex`.
+    pub const DEVICE_INIT_SET_PNP_POWER_EVENT_CALLBACKS: usize = 55;
     /// `WdfDeviceCreateTableIndex`.
     pub const DEVICE_CREATE: usize = 75;
     /// `WdfDriverCreateTableIndex`.
     pub const DRIVER_CREATE: usize = 116;
+    /// `WdfTimerCreateTableIndex`.
+    pub const TIMER_CREATE: usize = 318;
+    /// `WdfTimerStartTableIndex`.
+    pub const TIMER_START: usize = 319;
+    /// `WdfTimerStopTableIndex`.
+    pub const TIMER_STOP: usize = 320;
     /// `WdfFunctionTableNumEntries`: the count a 1.33 client binds with.
     pub const FUNCTION_TABLE_NUM_ENTRIES: u32 = 458;
 }
@@ -164,6 +204,45 @@ pub struct WdfObjectAttributes {
     pub context_type_info: *const c_void,
 }
 
+/// `WDF_PNPPOWER_EVENT_CALLBACKS`: the two callbacks the sample sets by name, the other 15
+/// as the array of NULL pointers they are here (`WDF_PNPPOWER_EVENT_CALLBACKS_INIT` zeroes
+/// them).
+#[repr(C)]
+pub struct WdfPnpPowerEventCallbacks {
+    /// `Size`.
+    pub size: u32,
+    /// `EvtDeviceD0Entry`.
+    pub evt_device_d0_entry: Option<EvtDeviceD0>,
+    /// `EvtDeviceD0EntryPostInterruptsEnabled`.
+    pub evt_device_d0_entry_post_interrupts_enabled: Option<WdfFunc>,
+    /// `EvtDeviceD0Exit`.
+    pub evt_device_d0_exit: Option<EvtDeviceD0>,
+    /// `EvtDeviceD0ExitPreInterruptsDisabled` through `EvtDeviceUsageNotificationEx`, in the
+    /// header's order.
+    pub others: [Option<WdfFunc>; 14],
+}
+
+/// A `BOOLEAN` declared `DECLSPEC_ALIGN(8)`: `WDF_TIMER_CONFIG.UseHighResolutionTimer`.
+#[repr(C, align(8))]
+pub struct Aligned8Boolean(pub u8);
+
+/// `WDF_TIMER_CONFIG`.
+#[repr(C)]
+pub struct WdfTimerConfig {
+    /// `Size`.
+    pub size: u32,
+    /// `EvtTimerFunc`.
+    pub evt_timer_func: Option<EvtTimerFunc>,
+    /// `Period`, in milliseconds (0: a one-shot timer).
+    pub period: u32,
+    /// `AutomaticSerialization`.
+    pub automatic_serialization: u8,
+    /// `TolerableDelay`, in milliseconds.
+    pub tolerable_delay: u32,
+    /// `UseHighResolutionTimer`.
+    pub use_high_resolution_timer: Aligned8Boolean,
+}
+
 /// `WdfExecutionLevelInheritFromParent`.
 pub const EXECUTION_LEVEL_INHERIT_FROM_PARENT: i32 = 1;
 /// `WdfSynchronizationScopeInheritFromParent`.
@@ -190,6 +269,16 @@ const _: () = {
     assert!(offset_of!(WdfObjectAttributes, context_size_override) == 40);
     assert!(offset_of!(WdfObjectAttributes, context_type_info) == 48);
     assert!(size_of::<WdfObjectAttributes>() == 56);
+    assert!(offset_of!(WdfPnpPowerEventCallbacks, evt_device_d0_entry) == 8);
+    assert!(offset_of!(WdfPnpPowerEventCallbacks, evt_device_d0_exit) == 24);
+    assert!(offset_of!(WdfPnpPowerEventCallbacks, others) == 32);
+    assert!(size_of::<WdfPnpPowerEventCallbacks>() == 144);
+    assert!(offset_of!(WdfTimerConfig, evt_timer_func) == 8);
+    assert!(offset_of!(WdfTimerConfig, period) == 16);
+    assert!(offset_of!(WdfTimerConfig, automatic_serialization) == 20);
+    assert!(offset_of!(WdfTimerConfig, tolerable_delay) == 24);
+    assert!(offset_of!(WdfTimerConfig, use_high_resolution_timer) == 32);
+    assert!(size_of::<WdfTimerConfig>() == 40);
     assert!(size_of::<Option<WdfFunc>>() == 8);
 };
 
@@ -235,6 +324,25 @@ type WdfDeviceCreateFn = unsafe extern "C" fn(
 /// `PFN_WDFDEVICEWDMGETDEVICEOBJECT`.
 type WdfDeviceWdmGetDeviceObjectFn =
     unsafe extern "C" fn(globals: *mut c_void, device: WdfHandle) -> *mut c_void;
+
+/// `PFN_WDFDEVICEINITSETPNPPOWEREVENTCALLBACKS`.
+type WdfDeviceInitSetPnpPowerEventCallbacksFn = unsafe extern "C" fn(
+    globals: *mut c_void,
+    device_init: *mut WdfDeviceInit,
+    callbacks: *mut WdfPnpPowerEventCallbacks,
+);
+/// `PFN_WDFTIMERCREATE`.
+type WdfTimerCreateFn = unsafe extern "C" fn(
+    globals: *mut c_void,
+    config: *mut WdfTimerConfig,
+    attributes: *mut WdfObjectAttributes,
+    timer: *mut WdfHandle,
+) -> NtStatus;
+/// `PFN_WDFTIMERSTART`.
+type WdfTimerStartFn =
+    unsafe extern "C" fn(globals: *mut c_void, timer: WdfHandle, due_time: i64) -> u8;
+/// `PFN_WDFTIMERSTOP`.
+type WdfTimerStopFn = unsafe extern "C" fn(globals: *mut c_void, timer: WdfHandle, wait: u8) -> u8;
 
 /// What a call returns when the bound table lacks the routine (never with a real loader).
 const STATUS_NOT_IMPLEMENTED: NtStatus = 0xC000_0002_u32.cast_signed();
@@ -294,15 +402,76 @@ pub unsafe fn device_wdm_get_device_object(device: WdfHandle) -> *mut c_void {
     unsafe { call(DRIVER_GLOBALS.load(Ordering::Acquire), device) }
 }
 
-/// The layout facts above as one line, for the harness to compare with speakeasy's own WDF
-/// definitions.
+/// `WdfDeviceInitSetPnpPowerEventCallbacks` (nothing, if the table lacks the routine).
+///
+/// # Safety
+/// As the WDF routine: `device_init` is the device-init the framework passed to
+/// `EvtDriverDeviceAdd`, not yet given to `WdfDeviceCreate`; `callbacks` valid for the call.
+pub unsafe fn device_init_set_pnp_power_event_callbacks(
+    device_init: *mut WdfDeviceInit,
+    callbacks: *mut WdfPnpPowerEventCallbacks,
+) {
+    let Some(entry) = function(index::DEVICE_INIT_SET_PNP_POWER_EVENT_CALLBACKS) else { return };
+    // SAFETY: entry `WdfDeviceInitSetPnpPowerEventCallbacksTableIndex` is
+    // `PFN_WDFDEVICEINITSETPNPPOWEREVENTCALLBACKS` (facts table).
+    let call =
+        unsafe { core::mem::transmute::<WdfFunc, WdfDeviceInitSetPnpPowerEventCallbacksFn>(entry) };
+    // SAFETY: the caller's contract, and this driver's globals.
+    unsafe { call(DRIVER_GLOBALS.load(Ordering::Acquire), device_init, callbacks) }
+}
+
+/// `WdfTimerCreate`.
+///
+/// # Safety
+/// As the WDF routine: `config` and `attributes` valid for the call (the attributes' parent a
+/// live device of this driver); `timer` valid for a write.
+pub unsafe fn timer_create(
+    config: *mut WdfTimerConfig,
+    attributes: *mut WdfObjectAttributes,
+    timer: *mut WdfHandle,
+) -> NtStatus {
+    let Some(entry) = function(index::TIMER_CREATE) else { return STATUS_NOT_IMPLEMENTED };
+    // SAFETY: entry `WdfTimerCreateTableIndex` is `PFN_WDFTIMERCREATE` (facts table).
+    let call = unsafe { core::mem::transmute::<WdfFunc, WdfTimerCreateFn>(entry) };
+    // SAFETY: the caller's contract, and this driver's globals.
+    unsafe { call(DRIVER_GLOBALS.load(Ordering::Acquire), config, attributes, timer) }
+}
+
+/// `WdfTimerStart`: whether the timer was already queued (FALSE if the table lacks the routine).
+///
+/// # Safety
+/// `timer` is a live `WDFTIMER` of this driver.
+pub unsafe fn timer_start(timer: WdfHandle, due_time: i64) -> u8 {
+    let Some(entry) = function(index::TIMER_START) else { return 0 };
+    // SAFETY: entry `WdfTimerStartTableIndex` is `PFN_WDFTIMERSTART` (facts table).
+    let call = unsafe { core::mem::transmute::<WdfFunc, WdfTimerStartFn>(entry) };
+    // SAFETY: the caller's contract, and this driver's globals.
+    unsafe { call(DRIVER_GLOBALS.load(Ordering::Acquire), timer, due_time) }
+}
+
+/// `WdfTimerStop`: whether the timer was queued (FALSE if the table lacks the routine).
+///
+/// # Safety
+/// `timer` is a live `WDFTIMER` of this driver; with `wait` TRUE, at `PASSIVE_LEVEL` and not in
+/// the timer's own callback.
+pub unsafe fn timer_stop(timer: WdfHandle, wait: u8) -> u8 {
+    let Some(entry) = function(index::TIMER_STOP) else { return 0 };
+    // SAFETY: entry `WdfTimerStopTableIndex` is `PFN_WDFTIMERSTOP` (facts table).
+    let call = unsafe { core::mem::transmute::<WdfFunc, WdfTimerStopFn>(entry) };
+    // SAFETY: the caller's contract, and this driver's globals.
+    unsafe { call(DRIVER_GLOBALS.load(Ordering::Acquire), timer, wait) }
+}
+
+/// The layout facts above as lines (two: a `DbgPrint` line of the twin holds 511 bytes), for
+/// the harness to compare with speakeasy's own WDF definitions.
 pub fn layout_line(log: crate::worker::Log) {
     log(format_args!(
         "kmdf-twin: layout index.DeviceWdmGetDeviceObject={} index.DeviceCreate={} \
          index.DriverCreate={} FuncCount={} BindInfo.size={} BindInfo.FuncCount.offset={} \
          BindInfo.FuncTable.offset={} DriverConfig.size={} \
          DriverConfig.EvtDriverDeviceAdd.offset={} DriverConfig.EvtDriverUnload.offset={} \
-         ObjectAttributes.size={} ObjectAttributes.EvtCleanupCallback.offset={}",
+         ObjectAttributes.size={} ObjectAttributes.EvtCleanupCallback.offset={} \
+         ObjectAttributes.ParentObject.offset={}",
         index::DEVICE_WDM_GET_DEVICE_OBJECT,
         index::DEVICE_CREATE,
         index::DRIVER_CREATE,
@@ -315,5 +484,28 @@ pub fn layout_line(log: crate::worker::Log) {
         offset_of!(WdfDriverConfig, evt_driver_unload),
         size_of::<WdfObjectAttributes>(),
         offset_of!(WdfObjectAttributes, evt_cleanup_callback),
+        offset_of!(WdfObjectAttributes, parent_object),
+    ));
+    log(format_args!(
+        "kmdf-twin: layout index.DeviceInitSetPnpPowerEventCallbacks={} index.TimerCreate={} \
+         index.TimerStart={} index.TimerStop={} PnpPowerEventCallbacks.size={} \
+         PnpPowerEventCallbacks.EvtDeviceD0Entry.offset={} \
+         PnpPowerEventCallbacks.EvtDeviceD0Exit.offset={} TimerConfig.size={} \
+         TimerConfig.EvtTimerFunc.offset={} TimerConfig.Period.offset={} \
+         TimerConfig.AutomaticSerialization.offset={} TimerConfig.TolerableDelay.offset={} \
+         TimerConfig.UseHighResolutionTimer.offset={}",
+        index::DEVICE_INIT_SET_PNP_POWER_EVENT_CALLBACKS,
+        index::TIMER_CREATE,
+        index::TIMER_START,
+        index::TIMER_STOP,
+        size_of::<WdfPnpPowerEventCallbacks>(),
+        offset_of!(WdfPnpPowerEventCallbacks, evt_device_d0_entry),
+        offset_of!(WdfPnpPowerEventCallbacks, evt_device_d0_exit),
+        size_of::<WdfTimerConfig>(),
+        offset_of!(WdfTimerConfig, evt_timer_func),
+        offset_of!(WdfTimerConfig, period),
+        offset_of!(WdfTimerConfig, automatic_serialization),
+        offset_of!(WdfTimerConfig, tolerable_delay),
+        offset_of!(WdfTimerConfig, use_high_resolution_timer),
     ));
 }
