@@ -624,6 +624,7 @@ def emulate(path: str, mode: str, trace_label: str | None = None) -> dict:
 
     report = se.get_report()
     summary = summarise(report, events, harness_errors, path, mode)
+    summary["park_sleeps"] = PARK_SLEEPS
     if trace_label is not None:
         summary["trace"] = {"label": trace_label, "image_base": module.get_base(),
                             "executed": trace}
