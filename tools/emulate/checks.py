@@ -15,6 +15,8 @@ What the emulators can show differs, so checks are context-aware:
   * speakeasy-queued: speakeasy's own semantics, threads run only after DriverEntry
     returns. Every join must then report the failed wait (0xC0000001) instead of a value
     read from a slot the thread never wrote; the balances must still hold.
+  * speakeasy, both modes: a system thread that only sleeps is ended by the harness as parked
+    (speakeasy_run.PARK_SLEEPS); only the leak variants may have one (check_speakeasy_leak).
 """
 
 from __future__ import annotations
