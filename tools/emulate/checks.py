@@ -15,6 +15,8 @@ What the emulators can show differs, so checks are context-aware:
   * speakeasy-queued: speakeasy's own semantics, threads run only after DriverEntry
     returns. Every join must then report the failed wait (0xC0000001) instead of a value
     read from a slot the thread never wrote; the balances must still hold.
+  * speakeasy, both modes: a system thread that only sleeps is ended by the harness as parked
+    (speakeasy_run.PARK_SLEEPS); only the leak variants may have one (check_speakeasy_leak).
 """
 
 from __future__ import annotations
@@ -219,7 +221,9 @@ def check_tids(c: Checker) -> None:
 
 # -- the library demo, by context -------------------------------------------------------
 
-def check_library(c: Checker, mode: str) -> None:
+def check_library(c: Checker, mode: str, live: int = 0) -> None:
+    """Every scenario of the full demo; `live`: the live-thread count DriverUnload must report
+    (1 in the leak variants)."""
     real = mode == "wine"
     check_spawn_parallel_calls(c, real)
 
@@ -252,7 +256,7 @@ def check_library(c: Checker, mode: str) -> None:
     # d. scope
     c.ok_and_values(c.one("scope", "verified", "the scope"), "scope")
 
-    check_live_threads(c)
+    check_live_threads(c, live)
 
     # e. worker: sleeps until there is work or it must stop (one KeWaitForMultipleObjects)
     started = c.one("worker", "started", "the worker")
@@ -352,15 +356,18 @@ def check_queued(c: Checker) -> None:
     c.ok_and_values(c.one("worker", "worker-joined", "the worker"), "worker")
 
 
-def check_live_threads(c: Checker) -> None:
+def check_live_threads(c: Checker, expected: int = 0) -> Event | None:
     """Unload accounting (every library build): every thread was joined before DriverUnload
-    returned, so DriverUnload reports `live-threads count=0` before `unload-complete`."""
+    returned, so DriverUnload reports `live-threads count=0` before `unload-complete`. The
+    leak variants leak one thread: `expected` 1."""
     live = c.one("driver", "live-threads", "DriverUnload's live_threads() report")
     if live is not None:
-        c.expect(live.int("count") == 0, f"live threads at unload: {live.line}")
+        c.expect(live.int("count") == expected,
+                 f"live threads at unload: {live.line} (want count={expected})")
         unload_done = c.find("driver", "unload-complete")
         if unload_done:
             c.before(live, unload_done[0], "live_threads() was reported inside DriverUnload")
+    return live
 
 
 def check_raw(c: Checker, real: bool) -> None:
@@ -432,7 +439,153 @@ def check_speakeasy(summary: dict, variant: str = "normal", selftest: bool = Fal
                              f"plain spawn+join: {sorted(missing.elements())} ({calls})")
     if summary["mode"] == "eager":
         fails += [f"[{ctx}/{variant}] {m}" for m in check_instruction_counts(an, variant)]
+    for t in an.get("parked_threads", []):
+        fails.append(f"[{ctx}/{variant}] thread {t['thread_id']:#x} only slept "
+                     f"({t['sleeps']} sleeps in a row) and was ended by the harness: it would "
+                     "never have finished (a leak or a hang)")
     return fails
+
+
+# -- the leak variants in speakeasy -------------------------------------------------------
+
+# Analysis problems a leak variant must have (its thread's reference and pool block are
+# still held after DriverUnload); any other problem fails the check.
+LEAK_EXPECTED_PROBLEMS = ("object references unbalanced", "pool blocks never freed")
+
+
+def check_speakeasy_leak(summary: dict, variant: str) -> list[str]:
+    """A leaking variant in speakeasy (eager or queued). speakeasy's sleeps return at once, so
+    the leaked thread's `loop { sleep(10 ms) }` would never end: the harness ends it after
+    `park_sleeps` consecutive sleeps (speakeasy_run.PARK_SLEEPS) and records it as parked.
+    Required: the leaked thread ran, and it is the one thread the harness ended, parked (it
+    never returned); DriverUnload ran and reported `live-threads count=1` before
+    `unload-complete`; the rest of the demo as in the normal build; and after DriverUnload
+    exactly that thread's reference and pool block are still held (the library still owns
+    it: that is why it counts as live), every handle closed."""
+    mode = summary["mode"]
+    ctx = f"speakeasy-{mode}"
+    lines = summary["dbgprint"]
+    c = Checker(f"{ctx}/{variant}", parse(lines))
+    check_frame(c, lines)
+    if mode == "queued":
+        check_queued(c)
+        live = check_live_threads(c, 1)
+    else:
+        check_library(c, "eager", live=1)
+        live = (c.find("driver", "live-threads") or [None])[0]
+    if not any(ln.startswith(f"{TAG} driver live-threads") for ln in lines):
+        c.fail("no `driver live-threads` line: DriverUnload did not report live_threads()")
+    elif live is not None and (live.int("count") or 0) < 1:
+        c.fail(f"live_threads() did not report the leak in DriverUnload: {live.line}")
+    c.fails += [f"[{ctx}/{variant}] emulation error: {e}" for e in summary["errors"]]
+
+    running = c.one("leak", "thread-running", "the leaked thread ran")
+    if running is not None:
+        want_via = "static" if variant == "leak" else "forget"
+        c.expect(running.fields.get("via") == want_via,
+                 f"leak: the leaked thread is not the {want_via} one: {running.line}")
+    an = summary["analysis"]
+    parked = an.get("parked_threads", [])
+    if len(parked) != 1:
+        c.fail(f"leak: {len(parked)} threads ended by the harness as parked, want exactly the "
+               "leaked one (a leaked thread that ends by itself is no leak)")
+        return c.fails
+    p = parked[0]
+    c.expect(p["sleeps"] == summary.get("park_sleeps"),
+             f"leak: parked after {p['sleeps']} sleeps, the harness limit is "
+             f"{summary.get('park_sleeps')}")
+    creations = [e for e in summary["events"]
+                 if e["kind"] == "PsCreateSystemThread" and e.get("thread_id") == p["thread_id"]]
+    if not c.expect(len(creations) == 1,
+                    f"leak: the parked thread {p['thread_id']:#x} was created "
+                    f"{len(creations)} times by the driver"):
+        return c.fails
+    made = creations[0]
+    if variant == "leak_forget":
+        for e in c.find("leak", "thread-running") + c.find("leak", "forgotten"):
+            c.expect(e.int("id") == p["thread_id"],
+                     f"leak: `{e.line}` is not the parked thread {p['thread_id']:#x}")
+    # Order in the output: the thread printed, then was parked, before DriverUnload began.
+    ub = c.find("driver", "unload-begin")
+    if running is not None:
+        c.expect(running.index < p["dbgprints_before"],
+                 "leak: the thread was parked before it printed `leak thread-running`")
+    if ub:
+        c.expect(p["dbgprints_before"] <= ub[0].index,
+                 "leak: the harness parked the thread only after DriverUnload began")
+    # It never returned: in eager mode its only exit is the harness's.
+    exits = [e["via"] for e in summary["events"]
+             if e["kind"] == "EagerThreadExit" and e["handle"] == made["handle"]]
+    if mode == "eager":
+        c.expect(exits == ["ended by the harness: parked"],
+                 f"leak: the leaked thread's exits: {exits} (want only the harness's)")
+    # Still owned after DriverUnload: its thread-object reference and its packet.
+    refs = [e["object"] for e in summary["events"]
+            if e["kind"] == "ObReferenceObjectByHandle" and e["handle"] == made["handle"]
+            and e["status"] == 0]
+    c.expect(an["object_refs"]["unmatched"] == [hex(o) for o in refs] and len(refs) == 1,
+             f"leak: references still held after DriverUnload: "
+             f"{an['object_refs']['unmatched']}, want only the leaked thread's {refs}")
+    c.expect(an["pool"]["outstanding"] == [hex(made["context"])],
+             f"leak: pool blocks still held after DriverUnload: {an['pool']['outstanding']}, "
+             f"want only the leaked thread's packet {made['context']:#x}")
+    c.expect(not an["handles"]["unclosed"],
+             f"leak: thread handles left open: {an['handles']['unclosed']}")
+    for prob in an["problems"]:
+        if not prob.startswith(LEAK_EXPECTED_PROBLEMS):
+            c.fail(prob)
+    return c.fails
+
+
+def _drop_lines(summary: dict, needle: str) -> None:
+    summary["dbgprint"] = [ln for ln in summary["dbgprint"] if needle not in ln]
+
+
+def _move_live_after_unload(summary: dict) -> None:
+    lines = summary["dbgprint"]
+    live = [ln for ln in lines if "driver live-threads" in ln]
+    summary["dbgprint"] = [ln for ln in lines if "driver live-threads" not in ln] + live
+
+
+def _unpark(summary: dict) -> None:
+    summary["events"] = [e for e in summary["events"] if e["kind"] != "ThreadParked"]
+    summary["analysis"]["parked_threads"] = []
+
+
+def _free_packet(summary: dict) -> None:
+    summary["analysis"]["pool"]["outstanding"] = []
+
+
+# Mutated copies of a passing leak summary, each a way the leak could go unreported, and the
+# phrase of the failure that must reject it.
+LEAK_CONTROLS = [
+    ("DriverUnload prints no live-threads line",
+     lambda s: _drop_lines(s, "driver live-threads"), "no `driver live-threads` line"),
+    ("DriverUnload prints count=0",
+     lambda s: s.update(dbgprint=[ln.replace("live-threads count=1", "live-threads count=0")
+                                  for ln in s["dbgprint"]]),
+     "did not report the leak"),
+    ("the count is printed after unload-complete", _move_live_after_unload,
+     "reported inside DriverUnload"),
+    ("the leaked thread never ran", lambda s: _drop_lines(s, "leak thread-running"),
+     "the leaked thread ran"),
+    ("the leaked thread ended by itself (not parked)", _unpark, "ended by the harness"),
+    ("its packet was freed", _free_packet, "pool blocks still held"),
+]
+
+
+def leak_negative_controls(summary: dict, variant: str) -> list[dict]:
+    """Applies each LEAK_CONTROLS mutation to a copy of a passing leak summary; each must be
+    rejected by check_speakeasy_leak for its own reason."""
+    import copy  # noqa: PLC0415
+    out = []
+    for name, mutate, phrase in LEAK_CONTROLS:
+        s = copy.deepcopy(summary)
+        mutate(s)
+        fails = check_speakeasy_leak(s, variant)
+        out.append({"control": name, "rejected": any(phrase in f for f in fails),
+                    "fails": fails})
+    return out
 
 
 # -- instruction counts (speakeasy, eager) ------------------------------------------------

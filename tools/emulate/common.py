@@ -36,7 +36,7 @@ VARIANTS = {
 # __CxxFrameHandler3 so that pe_check.py can find and execute them; it is never loaded.
 LINK_ARGS = {"shims": ["/EXPORT:__chkstk", "/EXPORT:__CxxFrameHandler3"]}
 
-# Variants that must be caught by the Wine leak check, and how each leaks.
+# Variants that must be caught by the leak check (Wine and speakeasy), and how each leaks.
 LEAK_VARIANTS = {"leak": "raw", "leak_forget": "forget"}
 
 

@@ -5,7 +5,9 @@
 
 Every run first builds the drivers (x86_64 variants, the aarch64 build, and the `shims`
 variant of both) and checks their PE images (pe_check.py, after installing Wine and fetching
-Wine's arm64 ntoskrnl). With none of the three stage flags, all three run. Exit status:
+Wine's arm64 ntoskrnl). With none of the three stage flags, all three run. `--leak-check` runs
+the leaking variants in the emulators selected with it (`--wine`, `--speakeasy`; alone: both).
+Exit status:
 0 all checks passed, 1 a check failed, 2 the harness/environment failed (message says what
 is missing). Caches live in target/emulate/ (venv, Wine prefix, Wine's arm64 libwine, .sys
 copies, logs, JSON summaries).
@@ -142,6 +144,75 @@ def bench(verbose: bool) -> int:
     return 0
 
 
+# speakeasy leak runs: both modes. eager: the leaked thread runs inside its own spawn, during
+# DriverEntry; queued: after DriverEntry returned, before DriverUnload.
+LEAK_SPEAKEASY_MODES = ("eager", "queued")
+
+
+def speakeasy_leak_stage(built: dict, results: dict, controls_from: dict) -> list[str]:
+    """Both leaking variants in speakeasy, in both modes (checks.check_speakeasy_leak), then
+    the negative controls: mutated copies of the first passing leak summary, and the other
+    speakeasy summaries of this run (`controls_from`: variant -> summary) checked as if they
+    were leak runs or, for the leak summary, as a normal build. Returns failure messages."""
+    fails: list[str] = []
+    passing: tuple[str, dict] | None = None
+    for v, how in LEAK_VARIANTS.items():
+        for mode in LEAK_SPEAKEASY_MODES:
+            t = time.monotonic()
+            summary = speakeasy_run.run(built[v], mode)
+            wall = round(time.monotonic() - t, 2)
+            results["stages"][f"speakeasy-{mode}-{v}"] = {"wall_s": wall, "summary": summary}
+            lines = summary["dbgprint"]
+            parked = summary["analysis"].get("parked_threads", [])
+            shown = [f"[{i}] {ln}" for i, ln in enumerate(lines)
+                     if " leak " in ln or " driver " in ln]
+            for p in parked:
+                shown.append(
+                    f"harness: thread {p['thread_id']:#x} ended after {p['sleeps']} "
+                    f"consecutive sleeps ({p['requested_100ns'] / 1e7:.3f} s requested, none "
+                    f"elapsed), parked forever, after output line "
+                    f"{p['dbgprints_before'] - 1}; it never returned")
+            an = summary["analysis"]
+            shown.append(f"held after DriverUnload: thread-object references "
+                         f"{an['object_refs']['unmatched']}, pool blocks "
+                         f"{an['pool']['outstanding']}; handles {an['handles']['created']}/"
+                         f"{an['handles']['closed']} closed")
+            print_lines(f"speakeasy leak check ({mode}, {v}: {how}), {wall} s", shown)
+            f = checks.check_speakeasy_leak(summary, v)
+            verdict = "REPORTED by live_threads() in DriverUnload" if not f else "NOT reported"
+            print(f"  -> leak {verdict}")
+            fails += f
+            if not f and passing is None:
+                passing = (v, summary)
+    if passing is None:
+        return fails + ["[speakeasy-leak] no passing leak run: negative controls not run"]
+    v, summary = passing
+    controls = checks.leak_negative_controls(summary, v)
+    # Real builds: the normal demo (count=0, no leaked thread) and the raw baseline (no
+    # live-threads line) must fail the leak check; the leak build must fail the normal check.
+    real = [("the normal build as a leak run", controls_from.get("normal"), "leak",
+             "did not report the leak"),
+            ("the raw baseline as a leak run", controls_from.get("raw"), "leak",
+             "no `driver live-threads` line"),
+            ("the leak build as a normal build", summary, "normal", "only slept")]
+    for name, s, as_variant, phrase in real:
+        if s is None:
+            continue
+        got = (checks.check_speakeasy_leak(s, as_variant) if as_variant != "normal"
+               else checks.check_speakeasy(s, as_variant))
+        controls.append({"control": name, "rejected": any(phrase in x for x in got),
+                         "fails": got})
+    results["stages"]["speakeasy-leak-controls"] = controls
+    rejected = sum(c["rejected"] for c in controls)
+    print(f"  negative controls ({summary['mode']}, {v}): {rejected}/{len(controls)} rejected "
+          f"for their defect ({'; '.join(c['control'] for c in controls)})")
+    for c in controls:
+        if not c["rejected"]:
+            fails.append(f"[speakeasy-leak] negative control accepted: {c['control']} "
+                         f"({c['fails'][:3]})")
+    return fails
+
+
 def pe_stage(built: dict, variant: str, extra: dict, results: dict) -> list[str]:
     """Static PE checks of every built driver (x86_64 variants and the ARM64 build) against
     Wine's ntoskrnl of the same architecture, negative controls on the main ones, and the
@@ -203,8 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speakeasy", action="store_true",
                     help="run under speakeasy (the demo and the raw baseline)")
     ap.add_argument("--leak-check", action="store_true",
-                    help="Wine: each leaking variant (raw thread; mem::forget of a JoinHandle) "
-                         "must crash the shared host")
+                    help="the leaking variants (a JoinHandle kept in a static; mem::forget of "
+                         "one) in the emulators selected with it (alone: both): each must "
+                         "report the leak with live_threads() in DriverUnload; in Wine it must "
+                         "also crash the shared host; in speakeasy (eager and queued) the "
+                         "harness ends the leaked thread once it only sleeps, and its reference "
+                         "and pool block must still be held after DriverUnload")
     ap.add_argument("--speakeasy-mode", choices=("eager", "queued", "both"), default="eager")
     ap.add_argument("--selftest", action="store_true",
                     help="test the raw_join_selftest variant (harness self-check)")
@@ -223,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if not (a.wine or a.speakeasy or a.leak_check):
         a.wine = a.speakeasy = a.leak_check = True
+    leak_wine = a.leak_check and (a.wine or not a.speakeasy)
+    leak_speakeasy = a.leak_check and (a.speakeasy or not a.wine)
 
     results: dict = {"stages": {}}
     fails: list[str] = []
@@ -230,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         variant = "selftest" if a.selftest else "normal"
         variants = {variant}
-        if a.wine or a.leak_check:
+        if a.wine or leak_wine:
             variants.add("guard")
         if a.speakeasy:
             variants.add("raw")
@@ -259,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         results["build_extra_s"] = round(time.monotonic() - t, 2)
         fails += pe_stage(built, variant, extra, results)
 
+        eager_summaries: dict = {}       # variant -> summary: leak-check controls
         if a.speakeasy:
             modes = ("eager", "queued") if a.speakeasy_mode == "both" else (a.speakeasy_mode,)
             runs = [(variant, m) for m in modes] + [("raw", "eager")]
@@ -290,6 +368,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  kernel calls per scoped spawn+join ({len(scoped)}): "
                           f"{', '.join(scoped)}")
                 fails += checks.check_speakeasy(summary, v, a.selftest and v == variant)
+                if mode == "eager":
+                    eager_summaries[v] = summary
+
+        if leak_speakeasy:
+            fails += speakeasy_leak_stage(built, results, eager_summaries)
 
         if a.wine:
             r = wine_stage(built[variant], built["guard"], leak=False, verbose=a.verbose)
@@ -301,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['guard_stop_rc']} crashes={len(r['crashes'])}")
             fails += checks.check_wine(r, variant, a.selftest)
 
-        if a.leak_check:
+        if leak_wine:
             for v, how in LEAK_VARIANTS.items():
                 r = wine_stage(built[v], built["guard"], leak=True, verbose=a.verbose)
                 results["stages"][f"wine-{v}"] = r

@@ -12,6 +12,16 @@ Modes:
 DriverUnload is called at the end if DriverEntry set it (speakeasy only does that with
 all_entrypoints=True, which also runs every export as code).
 
+Parked threads (both modes): speakeasy's KeDelayExecutionThread returns at once, so a thread
+that sleeps forever (the leak variants' `loop { sleep(10 ms) }`) would never end: in eager
+mode inside the PsCreateSystemThread hook, i.e. inside DriverEntry; in queued mode until
+speakeasy's per-run limits stop it. After PARK_SLEEPS consecutive KeDelayExecutionThread calls
+of one system thread (no other kernel call in between), the harness ends that thread's run the
+way it handles PsTerminateSystemThread (eager: back to the creator; queued: the next run) and
+records a `ThreadParked` event. The thread never returned, so whatever it owns stays owned:
+the library must still count it in DriverUnload. checks.py accepts a parked thread only in the
+leak variants.
+
 Instruction counts (eager mode): a unicorn code hook limited to the driver image counts every
 instruction executed inside it, per thread depth (DriverEntry's code, or a start routine that
 the eager PsCreateSystemThread hook runs, one level deeper per nesting). The demo prints
@@ -45,9 +55,21 @@ OBJ_KERNEL_HANDLE = 0x200
 DRIVER_UNLOAD_OFFSET = 0x68        # DRIVER_OBJECT.DriverUnload on x64
 EAGER_STACK_SIZE = 0x6000          # KERNEL_STACK_SIZE on x64
 EAGER_RETURN_API = "HarnessEagerThreadReturn"   # fake export used as the return address
+# A system thread that makes this many consecutive KeDelayExecutionThread calls (nothing else
+# in between) is parked forever: the harness ends its run (see the module docstring). The
+# demo's threads sleep at most once; the leak variants' threads sleep 10 ms in an endless loop.
+PARK_SLEEPS = 100
 # Routines MmGetSystemRoutineAddress reports as missing (speakeasy otherwise resolves every
 # name to a stub). Empty: the emulated kernel is a Windows 10 that has IoCreateSystemThread.
 MISSING_ROUTINES: set[str] = set()
+# Windows x64 non-volatile registers (unicorn ids; rsp is restored separately).
+try:
+    from unicorn import x86_const as _x86
+    NONVOLATILE_REGS = {name: getattr(_x86, f"UC_X86_REG_{name.upper()}")
+                        for name in ("rbx", "rbp", "rdi", "rsi", "r12", "r13", "r14", "r15",
+                                     *(f"xmm{i}" for i in range(6, 16)))}
+except ImportError:     # outside the venv (analysis only)
+    NONVOLATILE_REGS = {}
 NOISE_APIS = {"ntoskrnl.memcpy", "ntoskrnl.memmove", "ntoskrnl.memset", "ntoskrnl.memcmp",
               "ntoskrnl.strlen"}
 # Instruction-count brackets: markers printed by the demo, and the one that measures the
@@ -257,6 +279,8 @@ def analyze(summary: dict) -> dict:
                               for label in (*BRACKETS, EMPTY_BRACKET)},
         "instructions": instruction_counts(summary),
         "thread_args": threads,
+        # Threads the harness ended because they only slept (PARK_SLEEPS in a row).
+        "parked_threads": [e for e in events if e["kind"] == "ThreadParked"],
         "handles": {"created": len(created), "closed": len(closed),
                     "unclosed": [hex(h) for h in unclosed],
                     "closed_not_created_here": [hex(h or 0) for h in foreign_closes]},
@@ -355,7 +379,7 @@ def emulate(path: str, mode: str, trace_label: str | None = None) -> dict:
             return rv
         run = emu.run_queue.pop()          # the run speakeasy just queued for this thread
         frame = {"rsp": emu.get_stack_ptr(), "thread": current_thread(emu),
-                 "handle": handle, "status": rv}
+                 "handle": handle, "status": rv, "nonvolatile": save_nonvolatile(emu)}
         eager_frames.append(frame)
         if state["eager_ret"] is None:
             state["eager_ret"] = emu.get_proc("ntoskrnl", EAGER_RETURN_API)
@@ -375,6 +399,16 @@ def emulate(path: str, mode: str, trace_label: str | None = None) -> dict:
             emu.set_stack_ptr(rsp - 8)
             emu.mem_write(rsp - 8, start.to_bytes(8, "little"))
         return rv          # pc moved: speakeasy does not perform the call return itself
+
+    def save_nonvolatile(emu) -> dict:
+        # The registers a Windows x64 callee must preserve (rsp is handled separately).
+        uc = emu.emu_eng.emu
+        return {name: uc.reg_read(reg) for name, reg in NONVOLATILE_REGS.items()}
+
+    def restore_nonvolatile(emu, saved: dict) -> None:
+        uc = emu.emu_eng.emu
+        for name, value in saved.items():
+            uc.reg_write(NONVOLATILE_REGS[name], value)
 
     def io_create_system_thread(emu, api, orig, argv):
         # Windows 8+ semantics: PsCreateSystemThread plus a reference on the I/O object
@@ -416,18 +450,72 @@ def emulate(path: str, mode: str, trace_label: str | None = None) -> dict:
         emu.set_stack_ptr(frame["rsp"])
         return frame["status"]
 
+    def leave_eager_thread(emu, exit_status, via):
+        # The innermost eager thread ends without returning: resume its creator right after
+        # its PsCreateSystemThread call (rsp -> that call's return address), with the
+        # creator's non-volatile registers (a start routine that returns restores them
+        # itself; one that never returns leaves its own values there).
+        frame = finish_eager(emu, exit_status, via)
+        restore_nonvolatile(emu, frame["nonvolatile"])
+        ret = rd_ptr(emu, frame["rsp"])
+        emu.set_stack_ptr(frame["rsp"] + 8)
+        emu.reg_write("rax", frame["status"])
+        emu.set_pc(ret)
+        return frame["status"]
+
     def ps_terminate_system_thread(emu, api, orig, argv):
         if eager_frames:
-            frame = finish_eager(emu, argv[0], "PsTerminateSystemThread")
-            ret = rd_ptr(emu, frame["rsp"])
-            emu.set_stack_ptr(frame["rsp"] + 8)
-            emu.reg_write("rax", frame["status"])
-            emu.set_pc(ret)
-            return frame["status"]
+            return leave_eager_thread(emu, argv[0], "PsTerminateSystemThread")
         # Queued thread: PsTerminateSystemThread never returns; end this run.
         events.append({"kind": "ThreadTerminated", "exit_status": argv[0]})
-        emu.on_run_complete()
+        end_queued_run(emu)
         return STATUS_SUCCESS
+
+    def end_queued_run(emu):
+        # Continue at speakeasy's own end-of-run address (the return address every run
+        # starts with), as if the start routine had returned: speakeasy then completes the
+        # run and starts the next one, or ends the emulation after the last. (Calling
+        # emu.on_run_complete() here instead does not stop the last run: unicorn keeps
+        # executing the thread after the API call returns.)
+        emu.reg_write("rax", 0)
+        emu.set_pc(emu.return_hook)
+        emu.enable_code_hook()
+
+    # ---- parked threads (both modes; see PARK_SLEEPS) ----
+    # thread id -> consecutive sleeps, the run's API count at the last one, 100 ns requested
+    sleeps: dict[int, dict] = {}
+
+    def dbgprints_so_far(emu) -> int:
+        # Position in the summary's `dbgprint` list (built from the same run logs, in order).
+        return sum(1 for r in emu.runs for a in (r.apis or [])
+                   if a.get("api_name") in ("ntoskrnl.DbgPrint", "ntoskrnl.DbgPrintEx"))
+
+    def ke_delay_execution_thread(emu, api, orig, argv):
+        rv = orig(argv)
+        run = emu.get_current_run()
+        t = current_thread(emu)
+        # Only system threads: DriverEntry and DriverUnload are never ended.
+        if t is None or not (eager_frames or getattr(run, "type", None) == "system_thread"):
+            return rv
+        n_apis = run.get_api_count()   # calls logged so far in this run (not this one yet)
+        interval = (int.from_bytes(emu.mem_read(argv[2], 8), "little", signed=True)
+                    if argv[2] else 0)
+        s = sleeps.get(t.tid)
+        if s is None or n_apis != s["apis"] + 1:
+            s = sleeps[t.tid] = {"count": 0, "requested_100ns": 0}
+        s["count"] += 1
+        s["apis"] = n_apis
+        s["requested_100ns"] += -interval if interval < 0 else 0
+        if s["count"] < PARK_SLEEPS:
+            return rv
+        del sleeps[t.tid]
+        events.append({"kind": "ThreadParked", "thread_id": t.tid, "sleeps": s["count"],
+                       "requested_100ns": s["requested_100ns"], "eager": bool(eager_frames),
+                       "dbgprints_before": dbgprints_so_far(emu)})
+        if eager_frames:
+            return leave_eager_thread(emu, None, "ended by the harness: parked")
+        end_queued_run(emu)
+        return rv
 
     # ---- instruction counts (eager mode) ----
     # executed[d]: instructions executed inside the image at eager depth d (0: DriverEntry's
@@ -496,6 +584,7 @@ def emulate(path: str, mode: str, trace_label: str | None = None) -> dict:
         (io_create_system_thread, "IoCreateSystemThread", 8),
         (mm_get_system_routine_address, "MmGetSystemRoutineAddress", 1),
         (ps_terminate_system_thread, "PsTerminateSystemThread", 1),
+        (ke_delay_execution_thread, "KeDelayExecutionThread", 3),
         (eager_thread_return, EAGER_RETURN_API, 0),
     ]
     if mode == "eager":
@@ -535,6 +624,7 @@ def emulate(path: str, mode: str, trace_label: str | None = None) -> dict:
 
     report = se.get_report()
     summary = summarise(report, events, harness_errors, path, mode)
+    summary["park_sleeps"] = PARK_SLEEPS
     if trace_label is not None:
         summary["trace"] = {"label": trace_label, "image_base": module.get_base(),
                             "executed": trace}

@@ -33,7 +33,7 @@
 //!   the library (instruction counts of the same program shape).
 //! * `leak_thread`: also a thread whose join handle is kept in a static that `DriverUnload`
 //!   never takes; `leak_forget`: the same through `mem::forget` of a `JoinHandle`. Both must be
-//!   reported by `live_threads` in `DriverUnload` and caught by the Wine leak check.
+//!   reported by `live_threads` in `DriverUnload` and caught by the leak checks (Wine, speakeasy).
 //! * `raw_join_selftest`: also a raw join, to check the emulators' semantics.
 //! * `guard`: no scenario, no thread: the innocent driver sharing the Wine host.
 
