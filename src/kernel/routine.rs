@@ -32,9 +32,10 @@ fn lookup(_: Passive, name: &[u16]) -> Option<NonNull<c_void>> {
     NonNull::new(unsafe { sys::MmGetSystemRoutineAddress(&raw mut string) })
 }
 
-/// Resolves the optional routine `name` once per kernel (`sys` caches the answer).
-fn resolve(passive: Passive, name: &'static str) -> Option<NonNull<c_void>> {
-    sys::cached_routine(name, || {
+/// Resolves the optional routine `name`, number `index` of the list, once per kernel (`sys`
+/// caches the answer).
+fn resolve(passive: Passive, index: usize, name: &'static str) -> Option<NonNull<c_void>> {
+    sys::cached_routine(index, name, || {
         // Names are at most 40 ASCII characters (`sys::OPTIONAL_ROUTINES`).
         let units: [u16; 40] = utf16(name);
         lookup(passive, units.get(..name.len())?)
@@ -56,10 +57,12 @@ macro_rules! optional_routines {
         impl $name {
             /// The exported name.
             pub(crate) const NAME: &'static str = stringify!($name);
+            /// Its number in the routine list's optional section (computed at compile time).
+            const INDEX: usize = sys::optional_index(Self::NAME);
 
             /// The routine, or `None` where this kernel does not export it.
             pub(crate) fn get(passive: Passive) -> Option<Self> {
-                let address = resolve(passive, Self::NAME)?;
+                let address = resolve(passive, Self::INDEX, Self::NAME)?;
                 // SAFETY: the kernel exports this routine under this name with this signature
                 // (the routine list, checked against wdk-sys by `sys::verify`); a code address
                 // converts to a function pointer of the same size.

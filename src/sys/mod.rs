@@ -74,24 +74,49 @@ pub(crate) use types::{
     ALL_PROCESSOR_GROUPS, MAXIMUM_WAIT_OBJECTS, STATUS_WAIT_0, THREAD_WAIT_OBJECTS,
 };
 
+/// `kernel_routines!` callback: the names of the optional routines.
+macro_rules! optional_names {
+    (
+        static { $($static:tt)* }
+        own { $($own:tt)* }
+        optional { $(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)* }
+    ) => {
+        /// The routines resolved at run time with `MmGetSystemRoutineAddress`.
+        pub(crate) const OPTIONAL_ROUTINES: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+kernel_routines!(optional_names);
+
+/// The index of the optional routine `name` in `OPTIONAL_ROUTINES`, for use in constants: the
+/// comparison runs at compile time, never in the driver. A name that is not listed does not
+/// compile.
+#[allow(clippy::panic)] // evaluated only in constants: a compile error, never a run-time panic
+pub(crate) const fn optional_index(name: &str) -> usize {
+    let mut i = 0;
+    while i < OPTIONAL_ROUTINES.len() {
+        let listed = OPTIONAL_ROUTINES[i].as_bytes();
+        let wanted = name.as_bytes();
+        if listed.len() == wanted.len() {
+            let mut k = 0;
+            while k < listed.len() && listed[k] == wanted[k] {
+                k += 1;
+            }
+            if k == listed.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("system-thread: not an optional routine of sys/routines.rs")
+}
+
 #[cfg(all(windows, not(feature = "host-model")))]
 mod kernel_state {
     use core::ffi::c_void;
     use core::ptr::{self, NonNull};
     use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
-    /// `kernel_routines!` callback: the names of the optional routines.
-    macro_rules! optional_names {
-        (
-            static { $($static:tt)* }
-            own { $($own:tt)* }
-            optional { $(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)* }
-        ) => {
-            /// The routines resolved at run time with `MmGetSystemRoutineAddress`.
-            const OPTIONAL_ROUTINES: &[&str] = &[$(stringify!($name)),*];
-        };
-    }
-    super::kernel_routines!(optional_names);
+    use super::OPTIONAL_ROUTINES;
 
     /// Per optional routine: NULL (not looked up yet), `ABSENT`, or its address.
     static ROUTINES: [AtomicPtr<c_void>; OPTIONAL_ROUTINES.len()] =
@@ -100,13 +125,13 @@ mod kernel_state {
     const ABSENT: *mut c_void = ptr::dangling_mut();
     static LIVE_THREADS: AtomicUsize = AtomicUsize::new(0);
 
-    /// The routine `name` (one of `OPTIONAL_ROUTINES`), resolved once with `resolve`. Two
-    /// threads may both resolve it; both store the same answer.
+    /// The optional routine `index` (of `OPTIONAL_ROUTINES`), resolved once with `resolve`.
+    /// Two threads may both resolve it; both store the same answer.
     pub(crate) fn cached_routine(
-        name: &str,
+        index: usize,
+        _name: &'static str,
         resolve: impl FnOnce() -> Option<NonNull<c_void>>,
     ) -> Option<NonNull<c_void>> {
-        let index = OPTIONAL_ROUTINES.iter().position(|n| *n == name)?;
         let slot = ROUTINES.get(index)?;
         let cached = slot.load(Ordering::Acquire);
         if cached == ABSENT {

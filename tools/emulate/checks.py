@@ -295,6 +295,18 @@ def check_library(c: Checker, mode: str, live: int = 0) -> None:
         c.expect(wj.int("items") == 0 and not wakes,
                  f"worker: speakeasy's wait returns the stop at once, items=0 expected: {wj.line}")
 
+    # Processors: a count and one pinned thread per processor, or a clean NotSupported where
+    # the kernel lacks the group routines (Wine 8: KeSetSystemGroupAffinityThread).
+    par = c.one("processors", "parallelism", "available_parallelism()")
+    each = c.one("processors", "on-each", "on_each_processor()")
+    c.ok_and_values(par, "processors")
+    c.ok_and_values(each, "processors")
+    if par and par.int("count") is not None:
+        c.expect(par.int("count") >= 1, f"processors: {par.line}")
+    if real and par and each and each.int("threads") is not None:
+        c.expect(each.int("threads") == par.int("count"),
+                 f"processors: {each.line} for {par.line}")
+
     # f. IRQL
     t = c.one("irql", "thread", "IRQL seen by the thread")
     if t:

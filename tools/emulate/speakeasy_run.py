@@ -576,6 +576,11 @@ def emulate(path: str, mode: str, trace_label: str | None = None) -> dict:
         # Like every wait here, a multi-object wait returns at once: STATUS_WAIT_0, the first
         # object (a worker's stop event, so the worker stops).
         (ret_const(STATUS_SUCCESS), "KeWaitForMultipleObjects", 8),
+        # One processor group of 2 processors; affinity changes are accepted and ignored.
+        (ret_const(1), "KeQueryActiveGroupCount", 0),
+        (ret_const(2), "KeQueryActiveProcessorCountEx", 1),
+        (ret_const(0), "KeSetSystemGroupAffinityThread", 2),
+        (ret_const(0), "KeRevertToUserGroupAffinityThread", 1),
         (ret_const(0), "KeEnterCriticalRegion", 0),
         (ret_const(0), "KeLeaveCriticalRegion", 0),
         (ret_const(0), "KeAreAllApcsDisabled", 0),

@@ -191,8 +191,9 @@ fn run_scenarios(driver: *mut c_void) -> bool {
         ok &= bench::count(&bench::SCOPED, l::scoped_spawn_join_once);
         ok &= bench::count(&bench::STOPPABLE, l::stoppable_spawn_join_once);
         ok &= bench::count(&bench::BUILDER, l::builder_spawn_join_once);
-        // Started early so that it ticks while the other scenarios run.
+        // Started early so that it sleeps, idle, while the other scenarios run.
         ok &= s::start_worker();
+        ok &= s::processors();
         ok &= s::timeout();
         ok &= s::scoped();
         ok &= s::irql();

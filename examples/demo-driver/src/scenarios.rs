@@ -11,7 +11,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use system_thread::{
     Builder, Event, EventKind, IoObject, JoinError, JoinHandle, SpawnError, StoppableJoinHandle,
-    SystemThread, Wake, current_id, current_irql, scope, sleep,
+    SystemThread, Wake, available_parallelism, current_id, current_irql, on_each_processor, scope,
+    sleep,
 };
 
 use crate::slot::{Shared, Slot};
@@ -364,6 +365,45 @@ pub fn stop_worker() {
     // SAFETY: the worker, the only other user of the event, was joined above (its handle's
     // join or drop waited for the thread object), and DriverEntry queues no more work.
     drop(unsafe { WORK.take() });
+}
+
+/// Processors: how many are active, and one pinned thread on each (group-aware). Kernels
+/// without the group routines (Wine 8 lacks `KeSetSystemGroupAffinityThread`) get a clean
+/// `NotSupported`, which is a pass.
+pub fn processors() -> bool {
+    let parallelism = match available_parallelism() {
+        Ok(n) => {
+            report!("processors", "parallelism", "count={} ok=1", n.get());
+            Some(n.get())
+        }
+        Err(SpawnError::NotSupported(routine)) => {
+            report!("processors", "parallelism", "not-supported={} ok=1", routine);
+            None
+        }
+        Err(e) => {
+            report!("processors", "parallelism", "status={:#x} ok=0 text={}", status_of(&e), e);
+            return false;
+        }
+    };
+    let ran = AtomicU32::new(0);
+    match on_each_processor(|_processor| {
+        ran.fetch_add(1, Ordering::Relaxed);
+    }) {
+        Ok(()) => {
+            let ran = ran.load(Ordering::Relaxed) as usize;
+            let ok = Some(ran) == parallelism;
+            report!("processors", "on-each", "threads={} ok={}", ran, flag(ok));
+            ok
+        }
+        Err(SpawnError::NotSupported(routine)) => {
+            report!("processors", "on-each", "not-supported={} ok=1", routine);
+            true
+        }
+        Err(e) => {
+            report!("processors", "on-each", "status={:#x} ok=0 text={}", status_of(&e), e);
+            false
+        }
+    }
 }
 
 /// f. the IRQL a system thread runs at.

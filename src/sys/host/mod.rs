@@ -122,6 +122,7 @@ unsafe fn dispatcher<'a>(object: PVOID, call: &str) -> &'a Dispatcher {
 
 /// The routine `name`, resolved once per model kernel.
 pub(crate) fn cached_routine(
+    _index: usize,
     name: &'static str,
     resolve: impl FnOnce() -> Option<core::ptr::NonNull<c_void>>,
 ) -> Option<core::ptr::NonNull<c_void>> {
