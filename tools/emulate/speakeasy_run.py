@@ -62,6 +62,8 @@ PARK_SLEEPS = 100
 # Routines MmGetSystemRoutineAddress reports as missing (speakeasy otherwise resolves every
 # name to a stub). Empty: the emulated kernel is a Windows 10 that has IoCreateSystemThread.
 MISSING_ROUTINES: set[str] = set()
+# Reported missing in queued mode only (see mm_get_system_routine_address).
+QUEUED_MISSING: set[str] = {"KeQueryActiveGroupCount", "KeQueryActiveProcessorCountEx"}
 # Windows x64 non-volatile registers (unicorn ids; rsp is restored separately).
 try:
     from unicorn import x86_const as _x86
@@ -427,7 +429,11 @@ def emulate(path: str, mode: str, trace_label: str | None = None) -> dict:
         length = int.from_bytes(emu.mem_read(us, 2), "little")
         buf = int.from_bytes(emu.mem_read(us + 8, 8), "little")
         name = emu.mem_read(buf, length).decode("utf-16-le", "replace") if buf and length else ""
-        addr = 0 if name in MISSING_ROUTINES else emu.get_proc("ntoskrnl", name)
+        # In queued mode a wait returns before its thread ran, so a scope would return while
+        # its threads still borrow the caller's (then dead) frame: the group routines are
+        # reported missing there, so on_each_processor takes its NotSupported path.
+        missing = MISSING_ROUTINES | (QUEUED_MISSING if mode != "eager" else set())
+        addr = 0 if name in missing else emu.get_proc("ntoskrnl", name)
         events.append({"kind": "MmGetSystemRoutineAddress", "name": name, "address": addr})
         return addr
 
