@@ -2,6 +2,7 @@
 //! sample's own source file and run against the host kernel model: the code the driver ships
 //! is the code tested here.
 #![allow(clippy::unwrap_used, clippy::panic)]
+mod common;
 
 #[path = "../examples/sample-kmdf-driver/src/worker.rs"]
 mod worker;
@@ -74,6 +75,7 @@ fn the_driver_settings_are_a_named_one_second_worker() {
 
 #[test]
 fn worker_on_a_device_object_ticks_pins_the_object_and_joins_on_stop() {
+    let _watchdog = common::Watchdog::start();
     let kernel = Kernel::new();
     let (log, buffer) = log_buffer!();
     let ticks = kernel.run(|| {
@@ -115,6 +117,7 @@ fn worker_on_a_device_object_ticks_pins_the_object_and_joins_on_stop() {
 
 #[test]
 fn without_io_create_system_thread_the_worker_falls_back_and_still_joins() {
+    let _watchdog = common::Watchdog::start();
     let kernel = Kernel::new();
     kernel.hide_routine(Call::IoCreateSystemThread);
     let (log, buffer) = log_buffer!();
@@ -145,6 +148,7 @@ fn without_io_create_system_thread_the_worker_falls_back_and_still_joins() {
 
 #[test]
 fn without_an_io_object_the_worker_is_an_ordinary_system_thread() {
+    let _watchdog = common::Watchdog::start();
     let kernel = Kernel::new();
     let (log, buffer) = log_buffer!();
     kernel.run(|| {
@@ -160,12 +164,15 @@ fn without_an_io_object_the_worker_is_an_ordinary_system_thread() {
 
 #[test]
 fn stop_wakes_the_worker_at_once_instead_of_after_the_period() {
+    let _watchdog = common::Watchdog::start();
     let kernel = Kernel::new();
     let (log, buffer) = log_buffer!();
     kernel.run(|| {
         let worker = worker::start(Some(device_object()), Duration::from_hours(1), log).unwrap();
         // Let the thread reach its wait first.
+        let deadline = Instant::now() + Duration::from_secs(30);
         while lines(buffer).is_empty() {
+            assert!(Instant::now() < deadline, "the worker never logged its start");
             thread::sleep(Duration::from_millis(1));
         }
         let asked = Instant::now();
@@ -178,6 +185,7 @@ fn stop_wakes_the_worker_at_once_instead_of_after_the_period() {
 #[test]
 fn a_failed_spawn_is_reported_and_leaves_nothing_behind() {
     const INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32.cast_signed();
+    let _watchdog = common::Watchdog::start();
     let kernel = Kernel::new();
     kernel.fail_nth(Call::IoCreateSystemThread, 1, INSUFFICIENT_RESOURCES);
     kernel.fail_nth(Call::PsCreateSystemThread, 1, INSUFFICIENT_RESOURCES);
@@ -203,6 +211,7 @@ fn a_failed_spawn_is_reported_and_leaves_nothing_behind() {
 #[test]
 fn a_failure_to_name_the_thread_is_reported_and_leaves_nothing_behind() {
     const ACCESS_DENIED: i32 = 0xC000_0022_u32.cast_signed();
+    let _watchdog = common::Watchdog::start();
     let kernel = Kernel::new();
     kernel.fail_nth(Call::ZwSetInformationThread, 1, ACCESS_DENIED);
     let (log, buffer) = log_buffer!();
@@ -220,6 +229,7 @@ fn a_failure_to_name_the_thread_is_reported_and_leaves_nothing_behind() {
 fn the_slot_keeps_one_worker_per_owner_until_its_cleanup() {
     const DEVICE: usize = 0x1000;
     const OTHER_DEVICE: usize = 0x2000;
+    let _watchdog = common::Watchdog::start();
     let kernel = Kernel::new();
     let (log, buffer) = log_buffer!();
     kernel.run(|| {
@@ -246,6 +256,7 @@ fn the_slot_keeps_one_worker_per_owner_until_its_cleanup() {
 
 #[test]
 fn unload_takes_whatever_worker_is_left() {
+    let _watchdog = common::Watchdog::start();
     let kernel = Kernel::new();
     let (log, _buffer) = log_buffer!();
     kernel.run(|| {
@@ -261,6 +272,7 @@ fn unload_takes_whatever_worker_is_left() {
 
 #[test]
 fn the_slot_hands_workers_between_threads() {
+    let _watchdog = common::Watchdog::start();
     let kernel = Kernel::new();
     let (log, _buffer) = log_buffer!();
     kernel.run(|| {

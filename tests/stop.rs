@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::in_kernel;
+use common::{in_kernel, wait_until};
 use system_thread::host::Call;
 use system_thread::{JoinErrorKind, SystemThread};
 
@@ -24,9 +24,7 @@ fn a_worker_ticks_until_stop_is_requested() {
             seen.load(Ordering::SeqCst)
         })
         .unwrap();
-        while ticks.load(Ordering::SeqCst) < 3 {
-            std::thread::yield_now();
-        }
+        wait_until("the worker ticked 3 times", || ticks.load(Ordering::SeqCst) >= 3);
         assert!(!worker.is_finished());
         worker.request_stop();
         let returned = worker.join().unwrap();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::in_kernel;
+use common::{in_kernel, wait_until};
 use system_thread::host::{Call, with_irql};
 use system_thread::{
     Event, EventKind, NtStatus, Processor, SpawnError, SystemThread, WaitError, Wake,
@@ -188,9 +188,7 @@ fn wait_for_reports_a_timeout_and_prefers_stop_over_work() {
         let work = Event::new(EventKind::Notification).unwrap();
         work.set().unwrap();
         let stopped = SystemThread::spawn_stoppable(move |stop| {
-            while !stop.is_stop_requested() {
-                std::thread::yield_now();
-            }
+            wait_until("the worker sees the stop request", || stop.is_stop_requested());
             // Both are set: stop wins.
             stop.wait_for(&work, None).unwrap()
         })
