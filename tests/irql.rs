@@ -76,7 +76,7 @@ fn joining_at_dispatch_is_rejected_and_hands_the_handle_back() {
 
 #[test]
 fn sleep_and_yield_check_the_irql() {
-    in_kernel(|_| {
+    in_kernel(|kernel| {
         assert_eq!(
             with_irql(DISPATCH, || sleep(Duration::from_millis(1))),
             Err(IrqlError { current: Irql::DISPATCH, max: Irql::APC })
@@ -87,6 +87,7 @@ fn sleep_and_yield_check_the_irql() {
             Err(IrqlError { current: Irql::APC, max: Irql::PASSIVE })
         );
         assert!(yield_now().is_ok());
+        assert_eq!(kernel.calls(Call::ZwYieldExecution), 1, "one yield, at PASSIVE_LEVEL");
     });
 }
 
