@@ -99,3 +99,26 @@ fn quiesce_waits_for_the_os_threads_of_finished_system_threads() {
         assert_eq!(exited.load(Ordering::SeqCst), 1, "quiesce returned before the OS thread");
     });
 }
+
+/// Uses `N` bytes of the calling thread's stack.
+fn use_stack<const N: usize>() -> u8 {
+    let mut frame = [0u8; N];
+    std::hint::black_box(&mut frame);
+    frame[N - 1]
+}
+
+#[test]
+fn model_threads_have_the_documented_stack() {
+    in_kernel(|_| {
+        // 256 KiB in unoptimized builds, 64 KiB in optimized ones: test code fits well within
+        // (and far more than the 16 KiB a thread would get by default from a too small size).
+        let handle = SystemThread::spawn(|| {
+            if cfg!(debug_assertions) {
+                use_stack::<{ 96 * 1024 }>()
+            } else {
+                use_stack::<{ 24 * 1024 }>()
+            }
+        });
+        assert_eq!(handle.unwrap().join().unwrap(), 0);
+    });
+}
