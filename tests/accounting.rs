@@ -6,7 +6,7 @@ mod common;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::in_kernel;
+use common::{in_kernel, wait_until};
 use system_thread::host::{Call, Kernel};
 use system_thread::{SystemThread, scope};
 
@@ -89,9 +89,7 @@ fn scoped_spawn_join_makes_the_same_calls() {
 fn joining_a_finished_thread_skips_the_self_join_check() {
     in_kernel(|kernel| {
         let handle = SystemThread::spawn(|| 1).unwrap();
-        while !handle.is_finished() {
-            std::thread::yield_now();
-        }
+        wait_until("is_finished reports the exit", || handle.is_finished());
         let calls = calls_during(kernel, || assert_eq!(handle.join().unwrap(), 1));
         // `is_finished` saw the thread object signalled, so the join does not wait again.
         assert_eq!(calls, [(Call::ObfDereferenceObject, 1), (Call::ExFreePoolWithTag, 1)]);

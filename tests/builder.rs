@@ -7,7 +7,7 @@ use std::ffi::c_void;
 use std::ptr::NonNull;
 use std::sync::mpsc;
 
-use common::in_kernel;
+use common::{in_kernel, wait_until};
 use system_thread::host::Call;
 use system_thread::{Builder, GroupAffinity, IoObject, NtStatus, SpawnError, current_id};
 
@@ -61,9 +61,9 @@ fn io_object_threads_pin_the_object_and_may_detach() {
         handle.detach().unwrap();
         assert_eq!(kernel.outstanding().references, 0, "detach dropped the object reference");
         release.send(()).unwrap();
-        while kernel.outstanding().running_threads > 0 {
-            std::thread::yield_now();
-        }
+        wait_until("the detached thread has finished", || {
+            kernel.outstanding().running_threads == 0
+        });
         // The detached thread freed its own context when it finished.
         assert_eq!(kernel.quiesce().allocations, 0);
         assert_eq!(kernel.outstanding().io_object_references, 0);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use common::in_kernel;
+use common::{DropCounter, in_kernel};
 use system_thread::host::Call;
 use system_thread::{Builder, JoinErrorKind, NtStatus, SpawnError, SystemThread};
 
@@ -194,4 +194,33 @@ fn builder_failures_at_each_step_leave_nothing_behind() {
                 .unwrap();
         });
     }
+}
+
+#[test]
+fn a_failed_spawn_drops_the_closure_it_never_ran() {
+    for (call, named) in [
+        (Call::PsCreateSystemThread, false),
+        (Call::ObReferenceObjectByHandle, true),
+        (Call::ZwSetInformationThread, true),
+    ] {
+        in_kernel(|kernel| {
+            kernel.fail_nth(call, 1, FAILURE.0);
+            let drops = Arc::new(AtomicUsize::new(0));
+            let captured = DropCounter(Arc::clone(&drops));
+            let builder = if named { Builder::new().name("never") } else { Builder::new() };
+            let err = builder.spawn(move || drop(captured)).unwrap_err();
+            assert_eq!(err.status(), FAILURE, "{call:?}");
+            assert_eq!(drops.load(Ordering::SeqCst), 1, "{call:?}: the closure was dropped once");
+        });
+    }
+}
+
+#[test]
+fn a_reference_that_succeeds_without_an_object_is_a_failure() {
+    in_kernel(|kernel| {
+        // STATUS_SUCCESS without writing the object: a kernel (or emulator) that lies.
+        kernel.fail_nth(Call::ObReferenceObjectByHandle, 1, NtStatus::SUCCESS.0);
+        let err = SystemThread::spawn(|| 1).unwrap_err();
+        assert_eq!(err, SpawnError::Reference(NtStatus::UNSUCCESSFUL));
+    });
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::in_kernel;
+use common::{in_kernel, wait_until};
 use system_thread::host::{Call, with_irql};
 use system_thread::{
     Irql, IrqlError, JoinErrorKind, SpawnError, SystemThread, current_irql, scope, sleep, yield_now,
@@ -66,7 +66,9 @@ fn joining_at_dispatch_is_rejected_and_hands_the_handle_back() {
         assert!(matches!(err.kind(), JoinErrorKind::Irql(_)));
         let handle = err.into_handle();
         // Polling does not wait, so it is allowed at DISPATCH_LEVEL.
-        with_irql(DISPATCH, || while !handle.is_finished() {});
+        with_irql(DISPATCH, || {
+            wait_until("is_finished at DISPATCH_LEVEL reports the exit", || handle.is_finished());
+        });
         // At APC_LEVEL, waiting is allowed.
         assert_eq!(with_irql(APC, || handle.join().unwrap()), 3);
     });
@@ -74,7 +76,7 @@ fn joining_at_dispatch_is_rejected_and_hands_the_handle_back() {
 
 #[test]
 fn sleep_and_yield_check_the_irql() {
-    in_kernel(|_| {
+    in_kernel(|kernel| {
         assert_eq!(
             with_irql(DISPATCH, || sleep(Duration::from_millis(1))),
             Err(IrqlError { current: Irql::DISPATCH, max: Irql::APC })
@@ -85,6 +87,7 @@ fn sleep_and_yield_check_the_irql() {
             Err(IrqlError { current: Irql::APC, max: Irql::PASSIVE })
         );
         assert!(yield_now().is_ok());
+        assert_eq!(kernel.calls(Call::ZwYieldExecution), 1, "one yield, at PASSIVE_LEVEL");
     });
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{DropCounter, in_kernel, scaled};
+use common::{DropCounter, in_kernel, scaled, wait_until};
 use system_thread::host::Call;
 use system_thread::{JoinErrorKind, JoinHandle, NtStatus, SystemThread, current_id};
 
@@ -55,9 +55,9 @@ fn threads_run_in_parallel_on_their_own_ids() {
                 SystemThread::spawn(move || {
                     arrived.fetch_add(1, Ordering::SeqCst);
                     // Only possible if all four run at the same time.
-                    while arrived.load(Ordering::SeqCst) < 4 {
-                        std::thread::yield_now();
-                    }
+                    wait_until("all four threads run at once", || {
+                        arrived.load(Ordering::SeqCst) == 4
+                    });
                     (i, current_id())
                 })
                 .unwrap()
@@ -104,9 +104,7 @@ fn is_finished_turns_true_only_after_the_thread_exits() {
         let handle = SystemThread::spawn(move || gate.recv().unwrap()).unwrap();
         assert!(!handle.is_finished());
         release.send(()).unwrap();
-        while !handle.is_finished() {
-            std::thread::yield_now();
-        }
+        wait_until("is_finished reports the exit", || handle.is_finished());
         handle.join().unwrap();
     });
 }
@@ -160,13 +158,12 @@ fn a_thread_joining_itself_gets_an_error_not_a_deadlock() {
         let (kind, text) = outcome.recv().unwrap();
         assert_eq!(kind, JoinErrorKind::SelfJoin);
         assert!(text.contains("cannot join itself"), "{text}");
-        let handle = loop {
-            if let Some(h) = slot.lock().unwrap().take() {
-                break h;
-            }
-            std::thread::yield_now();
-        };
-        assert_eq!(handle.join().unwrap(), "done");
+        let mut handed_back = None;
+        wait_until("the thread hands its handle back", || {
+            handed_back = slot.lock().unwrap().take();
+            handed_back.is_some()
+        });
+        assert_eq!(handed_back.unwrap().join().unwrap(), "done");
     });
 }
 

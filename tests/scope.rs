@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{DropCounter, in_kernel};
+use common::{DropCounter, in_kernel, wait_until};
 use system_thread::host::Call;
 use system_thread::{JoinErrorKind, scope};
 
@@ -116,5 +116,19 @@ fn scope_returns_the_closure_value_and_joins_on_unwind() {
         assert!(outcome.is_err());
         assert_eq!(finished.load(Ordering::SeqCst), 1, "unwinding skipped the join");
         assert_eq!(scope(|_| 41) + 1, 42);
+    });
+}
+
+#[test]
+fn a_scoped_handle_reports_when_its_thread_has_finished() {
+    in_kernel(|_| {
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        scope(move |s| {
+            let handle = s.spawn(move || gate.recv().unwrap()).unwrap();
+            assert!(!handle.is_finished(), "the thread waits for the test");
+            release.send(()).unwrap();
+            wait_until("is_finished reports the exit", || handle.is_finished());
+            handle.join().unwrap();
+        });
     });
 }

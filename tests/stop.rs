@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::in_kernel;
+use common::{in_kernel, wait_until};
 use system_thread::host::Call;
+use system_thread::host::with_irql;
 use system_thread::{JoinErrorKind, SystemThread};
 
 #[test]
@@ -24,9 +25,7 @@ fn a_worker_ticks_until_stop_is_requested() {
             seen.load(Ordering::SeqCst)
         })
         .unwrap();
-        while ticks.load(Ordering::SeqCst) < 3 {
-            std::thread::yield_now();
-        }
+        wait_until("the worker ticked 3 times", || ticks.load(Ordering::SeqCst) >= 3);
         assert!(!worker.is_finished());
         worker.request_stop();
         let returned = worker.join().unwrap();
@@ -112,5 +111,36 @@ fn a_stoppable_thread_is_still_one_allocation() {
         SystemThread::spawn_stoppable(|_| ()).unwrap().stop().unwrap();
         assert_eq!(kernel.calls(Call::ExAllocatePoolWithTag), 1);
         assert_eq!(kernel.calls(Call::KeInitializeEvent), 1);
+    });
+}
+
+#[test]
+fn a_stoppable_handle_reports_when_its_thread_has_finished() {
+    in_kernel(|_| {
+        let worker = SystemThread::spawn_stoppable(|stop| stop.wait().unwrap()).unwrap();
+        assert!(!worker.is_finished(), "the worker waits for its stop request");
+        worker.request_stop();
+        wait_until("is_finished reports the exit", || worker.is_finished());
+        worker.join().unwrap();
+    });
+}
+
+#[test]
+fn a_stop_requested_above_dispatch_level_is_seen_when_the_wait_ends() {
+    in_kernel(|kernel| {
+        let worker = SystemThread::spawn_stoppable(|stop| {
+            let start = Instant::now();
+            (stop.wait_timeout(Duration::from_millis(100)), start.elapsed())
+        })
+        .unwrap();
+        wait_until("the worker waits on its stop event", || {
+            kernel.calls(Call::KeWaitForSingleObject) == 1
+        });
+        // Above DISPATCH_LEVEL the request sets only the flag: no event wakes the wait.
+        with_irql(3, || worker.request_stop());
+        let (stopped, waited) = worker.join().unwrap();
+        assert!(stopped, "the wait timed out, then wait_timeout saw the flag");
+        assert!(waited >= Duration::from_millis(100), "something woke the wait: {waited:?}");
+        assert_eq!(kernel.calls(Call::KeSetEvent), 0);
     });
 }

@@ -8,16 +8,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::in_kernel;
+use common::{in_kernel, wait_until};
 use system_thread::host::{Call, with_irql};
 use system_thread::{
     Event, EventKind, NtStatus, Processor, SpawnError, SystemThread, WaitError, Wake,
-    available_parallelism, on_each_processor, wait_all, wait_any,
+    available_parallelism, on_each_processor, scope, wait_all, wait_any,
 };
 
 #[test]
 fn events_set_reset_and_wait() {
-    in_kernel(|_| {
+    in_kernel(|kernel| {
         let notification = Event::new(EventKind::Notification).unwrap();
         assert_eq!(notification.wait_timeout(Duration::ZERO), Err(WaitError::TimedOut));
         notification.set().unwrap();
@@ -31,6 +31,10 @@ fn events_set_reset_and_wait() {
         synchronization.wait().unwrap();
         // The satisfied wait reset it.
         assert_eq!(synchronization.wait_timeout(Duration::ZERO), Err(WaitError::TimedOut));
+        // `wait` is one kernel wait, whose failure it reports.
+        assert_eq!(kernel.calls(Call::KeWaitForSingleObject), 3);
+        kernel.fail_nth(Call::KeWaitForSingleObject, 1, NtStatus::UNSUCCESSFUL.0);
+        assert_eq!(notification.wait(), Err(WaitError::Failed(NtStatus::UNSUCCESSFUL)));
     });
 }
 
@@ -188,9 +192,7 @@ fn wait_for_reports_a_timeout_and_prefers_stop_over_work() {
         let work = Event::new(EventKind::Notification).unwrap();
         work.set().unwrap();
         let stopped = SystemThread::spawn_stoppable(move |stop| {
-            while !stop.is_stop_requested() {
-                std::thread::yield_now();
-            }
+            wait_until("the worker sees the stop request", || stop.is_stop_requested());
             // Both are set: stop wins.
             stop.wait_for(&work, None).unwrap()
         })
@@ -254,5 +256,24 @@ fn a_failing_spawn_in_on_each_processor_joins_the_others_first() {
         .unwrap_err();
         assert_eq!(err, SpawnError::Create(NtStatus::INSUFFICIENT_RESOURCES));
         assert_eq!(ran.load(Ordering::SeqCst), 2, "the two started threads ran and were joined");
+    });
+}
+
+#[test]
+fn scoped_threads_are_waited_for_together_then_joined_without_another_wait() {
+    in_kernel(|kernel| {
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        scope(move |s| {
+            let waiting = s.spawn(move || gate.recv().unwrap()).unwrap();
+            let done = s.spawn(|| 2).unwrap();
+            let objects: [&dyn system_thread::Waitable; 2] = [&waiting, &done];
+            assert_eq!(wait_any(&objects, None), Ok(1), "the thread that waits is not signalled");
+            release.send(()).unwrap();
+            wait_all(&objects, None).unwrap();
+            let waits = kernel.calls(Call::KeWaitForSingleObject);
+            waiting.join().unwrap();
+            assert_eq!(done.join().unwrap(), 2);
+            assert_eq!(kernel.calls(Call::KeWaitForSingleObject), waits, "joined without a wait");
+        });
     });
 }

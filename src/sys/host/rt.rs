@@ -73,7 +73,7 @@ mod imp {
 }
 
 #[cfg(loom)]
-mod imp {
+mod with_loom {
     extern crate std;
 
     use std::boxed::Box;
@@ -128,4 +128,7 @@ mod imp {
     pub(crate) use model_thread_local;
 }
 
+#[cfg(not(loom))]
 pub(crate) use imp::*;
+#[cfg(loom)]
+pub(crate) use with_loom::*;

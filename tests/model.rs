@@ -1,0 +1,124 @@
+//! The host model's own contract, which every other test relies on: kernels are independent
+//! and `run` gives the caller's kernel back, the accounting shows what a driver holds, and
+//! `assert_clean` fails while anything is held.
+#![allow(clippy::unwrap_used, clippy::panic)]
+mod common;
+
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{Watchdog, in_kernel};
+use system_thread::host::{Call, Kernel, Outstanding, with_irql};
+use system_thread::{Event, EventKind, SystemThread, current_irql, live_threads};
+
+#[test]
+fn run_gives_the_callers_kernel_back() {
+    let _watchdog = Watchdog::start();
+    let (outer, inner) = (Kernel::new(), Kernel::new());
+    outer.run(|| {
+        inner.run(|| SystemThread::spawn(|| ()).unwrap().join().unwrap());
+        // Back in the outer kernel: this spawn is counted there.
+        SystemThread::spawn(|| ()).unwrap().join().unwrap();
+    });
+    assert_eq!(outer.calls(Call::PsCreateSystemThread), 1);
+    assert_eq!(inner.calls(Call::PsCreateSystemThread), 1);
+    outer.assert_clean();
+    inner.assert_clean();
+}
+
+#[test]
+fn with_irql_restores_the_previous_irql() {
+    in_kernel(|_| {
+        with_irql(1, || {
+            with_irql(2, || assert_eq!(current_irql().0, 2));
+            assert_eq!(current_irql().0, 1);
+        });
+        assert_eq!(current_irql().0, 0);
+    });
+}
+
+#[test]
+fn outstanding_shows_what_the_driver_holds_and_assert_clean_fails_on_it() {
+    in_kernel(|kernel| {
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let handle = SystemThread::spawn(move || gate.recv().unwrap()).unwrap();
+        let event = Event::new(EventKind::Notification).unwrap();
+        let held = Outstanding {
+            // The thread's context and the event.
+            allocations: 2,
+            // The handle's reference on the thread object; its kernel handle is closed.
+            handles: 0,
+            references: 1,
+            running_threads: 1,
+            io_object_references: 0,
+            live_threads: 1,
+        };
+        assert_eq!(kernel.outstanding(), held);
+        assert_eq!(kernel.quiesce(), held);
+        assert_eq!(live_threads(), 1);
+        let unclean = catch_unwind(AssertUnwindSafe(|| kernel.assert_clean()));
+        let message = *unclean.unwrap_err().downcast::<String>().unwrap();
+        assert!(message.contains("left resources behind"), "{message}");
+        drop(event);
+        release.send(()).unwrap();
+        handle.join().unwrap();
+        assert_eq!(kernel.quiesce(), Outstanding::default());
+    });
+}
+
+thread_local! {
+    /// Dropped when a model thread's OS thread exits.
+    static ON_EXIT: RefCell<Option<SlowExit>> = const { RefCell::new(None) };
+}
+
+/// Counts when its OS thread has finished exiting, a while after its system thread returned.
+struct SlowExit(Arc<AtomicUsize>);
+
+impl Drop for SlowExit {
+    fn drop(&mut self) {
+        std::thread::sleep(Duration::from_millis(50));
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn quiesce_waits_for_the_os_threads_of_finished_system_threads() {
+    in_kernel(|kernel| {
+        let exited = Arc::new(AtomicUsize::new(0));
+        let exits = Arc::clone(&exited);
+        let handle = SystemThread::spawn(move || {
+            ON_EXIT.with(|slot| *slot.borrow_mut() = Some(SlowExit(exits)));
+        })
+        .unwrap();
+        handle.join().unwrap();
+        // The system thread has exited; its OS thread is still running the destructor.
+        assert_eq!(kernel.quiesce(), Outstanding::default());
+        assert_eq!(exited.load(Ordering::SeqCst), 1, "quiesce returned before the OS thread");
+    });
+}
+
+/// Uses `N` bytes of the calling thread's stack.
+fn use_stack<const N: usize>() -> u8 {
+    let mut frame = [0u8; N];
+    std::hint::black_box(&mut frame);
+    frame[N - 1]
+}
+
+#[test]
+fn model_threads_have_the_documented_stack() {
+    in_kernel(|_| {
+        // 256 KiB in unoptimized builds, 64 KiB in optimized ones: test code fits well within
+        // (and far more than the 16 KiB a thread would get by default from a too small size).
+        let handle = SystemThread::spawn(|| {
+            if cfg!(debug_assertions) {
+                use_stack::<{ 96 * 1024 }>()
+            } else {
+                use_stack::<{ 24 * 1024 }>()
+            }
+        });
+        assert_eq!(handle.unwrap().join().unwrap(), 0);
+    });
+}
