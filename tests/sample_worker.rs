@@ -3,6 +3,7 @@
 //! is the code tested here.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+mod common;
 #[path = "../examples/sample-kmdf-driver/src/worker.rs"]
 mod worker;
 
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{Watchdog, wait_until};
 use system_thread::host::{Call, Kernel, with_irql};
 use system_thread::{IoObject, NtStatus, SpawnError, WaitError};
 use worker::{Done, Log, PERIOD_MS, StartError, THREAD_NAME, WorkQueue, Worker, WorkerSlot};
@@ -55,15 +57,6 @@ fn device_address() -> usize {
     (&raw const DEVICE_OBJECT).addr()
 }
 
-/// Waits (up to a generous limit) until `what` holds.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// The worker's wake lines: (wake number, items taken).
 fn wakes(lines: &[String]) -> Vec<(u32, u32)> {
     let prefix = format!("{THREAD_NAME}: wake ");
@@ -97,6 +90,7 @@ fn the_driver_settings_are_a_named_worker_and_a_one_second_timer() {
 
 #[test]
 fn an_idle_worker_makes_no_kernel_call_at_all() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     let (log, buffer) = log_buffer!();
     let queue = queue!();
@@ -123,6 +117,7 @@ fn an_idle_worker_makes_no_kernel_call_at_all() {
 #[test]
 fn n_notifications_are_n_items_done_in_at_most_n_wakes() {
     const N: u32 = 20;
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     let (log, buffer) = log_buffer!();
     let queue = queue!();
@@ -167,6 +162,7 @@ fn n_notifications_are_n_items_done_in_at_most_n_wakes() {
 
 #[test]
 fn a_dpc_at_dispatch_level_queues_work() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     let (log, buffer) = log_buffer!();
     let queue = queue!();
@@ -192,6 +188,7 @@ fn a_dpc_at_dispatch_level_queues_work() {
 
 #[test]
 fn stop_wakes_an_idle_worker_at_once() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     let (log, buffer) = log_buffer!();
     let queue = queue!();
@@ -210,6 +207,7 @@ fn stop_wakes_an_idle_worker_at_once() {
 
 #[test]
 fn without_a_worker_notify_queues_nothing_and_the_queue_is_reusable() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     let (log, buffer) = log_buffer!();
     let queue = queue!();
@@ -228,6 +226,7 @@ fn without_a_worker_notify_queues_nothing_and_the_queue_is_reusable() {
 
 #[test]
 fn one_worker_per_queue() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     let (log, _buffer) = log_buffer!();
     let queue = queue!();
@@ -251,6 +250,7 @@ fn one_worker_per_queue() {
 
 #[test]
 fn dropping_a_worker_stops_it_and_frees_the_event() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     let (log, buffer) = log_buffer!();
     let queue = queue!();
@@ -277,6 +277,7 @@ fn dropping_a_worker_stops_it_and_frees_the_event() {
 /// test under Miri too, with fewer rounds).
 #[test]
 fn notifications_racing_the_stop_never_touch_a_freed_event() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     let (log, buffer) = log_buffer!();
     let queue = queue!();
@@ -327,6 +328,7 @@ fn notifications_racing_the_stop_never_touch_a_freed_event() {
 
 #[test]
 fn worker_on_a_device_object_pins_the_object_and_joins_on_stop() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     let (log, buffer) = log_buffer!();
     let queue = queue!();
@@ -372,6 +374,7 @@ fn worker_on_a_device_object_pins_the_object_and_joins_on_stop() {
 
 #[test]
 fn without_io_create_system_thread_the_worker_falls_back_and_still_joins() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     kernel.hide_routine(Call::IoCreateSystemThread);
     let (log, buffer) = log_buffer!();
@@ -404,6 +407,7 @@ fn without_io_create_system_thread_the_worker_falls_back_and_still_joins() {
 
 #[test]
 fn without_an_io_object_the_worker_is_an_ordinary_system_thread() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     let (log, _buffer) = log_buffer!();
     let queue = queue!();
@@ -420,6 +424,7 @@ fn without_an_io_object_the_worker_is_an_ordinary_system_thread() {
 /// The event is the first allocation of `start`, the thread's packet the second.
 #[test]
 fn no_pool_for_the_work_event_is_a_start_error_and_leaves_nothing_behind() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     kernel.fail_nth(Call::ExAllocatePoolWithTag, 1, 0);
     let (log, buffer) = log_buffer!();
@@ -441,6 +446,7 @@ fn no_pool_for_the_work_event_is_a_start_error_and_leaves_nothing_behind() {
 
 #[test]
 fn no_pool_for_the_thread_frees_the_event_and_leaves_nothing_behind() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     kernel.fail_nth(Call::ExAllocatePoolWithTag, 2, 0);
     let (log, buffer) = log_buffer!();
@@ -459,6 +465,7 @@ fn no_pool_for_the_thread_frees_the_event_and_leaves_nothing_behind() {
 
 #[test]
 fn a_failed_wait_ends_the_worker_which_still_joins() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     kernel.fail_nth(Call::KeWaitForMultipleObjects, 1, NtStatus::UNSUCCESSFUL.0);
     let (log, buffer) = log_buffer!();
@@ -481,6 +488,7 @@ fn a_failed_wait_ends_the_worker_which_still_joins() {
 #[test]
 fn a_failed_spawn_is_reported_and_leaves_nothing_behind() {
     const INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32.cast_signed();
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     kernel.fail_nth(Call::IoCreateSystemThread, 1, INSUFFICIENT_RESOURCES);
     kernel.fail_nth(Call::PsCreateSystemThread, 1, INSUFFICIENT_RESOURCES);
@@ -508,6 +516,7 @@ fn a_failed_spawn_is_reported_and_leaves_nothing_behind() {
 #[test]
 fn a_failure_to_name_the_thread_is_reported_and_leaves_nothing_behind() {
     const ACCESS_DENIED: i32 = 0xC000_0022_u32.cast_signed();
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     kernel.fail_nth(Call::ZwSetInformationThread, 1, ACCESS_DENIED);
     let (log, buffer) = log_buffer!();
@@ -529,6 +538,7 @@ fn a_failure_to_name_the_thread_is_reported_and_leaves_nothing_behind() {
 fn the_slot_keeps_one_worker_per_owner_until_its_cleanup() {
     const DEVICE: usize = 0x1000;
     const OTHER_DEVICE: usize = 0x2000;
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     let (log, buffer) = log_buffer!();
     let (queue, other_queue) = (queue!(), queue!());
@@ -557,6 +567,7 @@ fn the_slot_keeps_one_worker_per_owner_until_its_cleanup() {
 
 #[test]
 fn unload_takes_whatever_worker_is_left() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     let (log, _buffer) = log_buffer!();
     let queue = queue!();
@@ -574,6 +585,7 @@ fn unload_takes_whatever_worker_is_left() {
 
 #[test]
 fn the_slot_hands_workers_between_threads() {
+    let _watchdog = Watchdog::start();
     let kernel = Kernel::new();
     let (log, _buffer) = log_buffer!();
     kernel.run(|| {
