@@ -32,7 +32,7 @@ VARIANTS = {
     "guard": ("target/guard", ["guard"]),                      # creates no thread (Wine host mate)
     "shims": ("target/shims", []),       # normal, also exporting the runtime shims (LINK_ARGS)
 }
-# Extra linker arguments of a variant. `shims` exports rt.rs's __chkstk and
+# Extra linker arguments of a variant. `shims` exports kernel_rt.rs's __chkstk and
 # __CxxFrameHandler3 so that pe_check.py can find and execute them; it is never loaded.
 LINK_ARGS = {"shims": ["/EXPORT:__chkstk", "/EXPORT:__CxxFrameHandler3"]}
 

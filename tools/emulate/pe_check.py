@@ -582,7 +582,7 @@ def _probes(r: dict, arch: str) -> list[int] | None:
 
 
 def _chkstk_errors(r: dict, arch: str, size: int) -> list[str]:
-    """The __chkstk contract of each architecture (see rt.rs)."""
+    """The __chkstk contract of each architecture (see examples/common/kernel_rt.rs)."""
     errs = []
     if r["error"] or r["pc"] != RETURN_ADDRESS:
         return [f"did not return (pc={r['pc']:#x}, {r['error']})"]
