@@ -128,11 +128,11 @@ impl<T> fmt::Debug for JoinHandle<T> {
 
 impl<T> sealed::Sealed for JoinHandle<T> {}
 impl<T> Waitable for JoinHandle<T> {
-    fn dispatcher_object(&self) -> *mut core::ffi::c_void {
+    fn dispatcher_object(&self, _: sealed::Token) -> *mut core::ffi::c_void {
         self.inner.object_ptr()
     }
 
-    fn observed(&self) {
+    fn observed(&self, _: sealed::Token) {
         self.inner.observed_exit();
     }
 }

@@ -185,11 +185,11 @@ impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
 
 impl<T> sealed::Sealed for ScopedJoinHandle<'_, T> {}
 impl<T> Waitable for ScopedJoinHandle<'_, T> {
-    fn dispatcher_object(&self) -> *mut core::ffi::c_void {
+    fn dispatcher_object(&self, _: sealed::Token) -> *mut core::ffi::c_void {
         self.inner.object_ptr()
     }
 
-    fn observed(&self) {
+    fn observed(&self, _: sealed::Token) {
         self.inner.observed_exit();
     }
 }

@@ -178,19 +178,19 @@ impl StopToken {
 
 impl sealed::Sealed for StopToken {}
 impl Waitable for StopToken {
-    fn dispatcher_object(&self) -> *mut core::ffi::c_void {
+    fn dispatcher_object(&self, _: sealed::Token) -> *mut core::ffi::c_void {
         self.state.event.object().cast()
     }
 }
 
 impl<T> sealed::Sealed for StoppableJoinHandle<T> {}
 impl<T> Waitable for StoppableJoinHandle<T> {
-    fn dispatcher_object(&self) -> *mut core::ffi::c_void {
-        self.handle.dispatcher_object()
+    fn dispatcher_object(&self, token: sealed::Token) -> *mut core::ffi::c_void {
+        self.handle.dispatcher_object(token)
     }
 
-    fn observed(&self) {
-        self.handle.observed();
+    fn observed(&self, token: sealed::Token) {
+        self.handle.observed(token);
     }
 }
 

@@ -210,23 +210,47 @@ impl fmt::Debug for Event {
 pub(crate) mod sealed {
     /// Only this crate's types are [`Waitable`](super::Waitable).
     pub trait Sealed {}
+
+    /// The proof that a [`Waitable`](super::Waitable) method is called from inside this
+    /// crate: its field is private, so no other crate can make one, and sealing the trait
+    /// does not stop other crates from calling its methods.
+    ///
+    /// # Invariants
+    /// Made only by this crate's waits, which call `observed` only after the kernel reported
+    /// the object signalled.
+    #[derive(Clone, Copy)]
+    pub struct Token(());
+
+    impl Token {
+        pub(crate) const fn new() -> Self {
+            // INVARIANT: only this crate reaches this constructor.
+            Self(())
+        }
+    }
 }
 
 /// Something a thread can wait for: an [`Event`], a [`StopToken`](crate::StopToken) (set when
 /// stop is requested), or a thread's join handle (signalled when the thread has exited).
+///
+/// Only [`wait_any`] and [`wait_all`] use it: its methods take a token that only this crate
+/// can make, so other crates can neither implement nor call them.
 pub trait Waitable: sealed::Sealed {
     /// The kernel dispatcher object; it stays alive while `self` is borrowed.
     #[doc(hidden)]
-    fn dispatcher_object(&self) -> *mut c_void;
+    fn dispatcher_object(&self, token: sealed::Token) -> *mut c_void;
 
-    /// A wait saw the object signalled.
+    /// A wait saw the object signalled. For a join handle this records that its thread has
+    /// exited, which lets its join (and its scope) skip the wait: a call that did not follow
+    /// such a wait would let a thread outlive its handle.
     #[doc(hidden)]
-    fn observed(&self) {}
+    fn observed(&self, token: sealed::Token) {
+        let _ = token;
+    }
 }
 
 impl sealed::Sealed for Event {}
 impl Waitable for Event {
-    fn dispatcher_object(&self) -> *mut c_void {
+    fn dispatcher_object(&self, _: sealed::Token) -> *mut c_void {
         self.raw().object().cast()
     }
 }
@@ -247,7 +271,7 @@ fn pointers<'a>(
         return Err(WaitError::TooManyObjects);
     }
     for (slot, object) in array.iter_mut().zip(objects) {
-        *slot = object.dispatcher_object();
+        *slot = object.dispatcher_object(sealed::Token::new());
     }
     array.get(..objects.len()).ok_or(WaitError::TooManyObjects)
 }
@@ -281,7 +305,8 @@ pub fn wait_any(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<
     // call.
     let index = unsafe { wait::wait_multiple(irql, pointers, false) }?;
     if let Some(object) = objects.get(index) {
-        object.observed();
+        // The kernel reported this object signalled (the token's invariant).
+        object.observed(sealed::Token::new());
     }
     Ok(index)
 }
@@ -313,7 +338,8 @@ pub fn wait_all(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<
     // SAFETY: as in `wait_any`.
     unsafe { wait::wait_multiple(irql, pointers, true) }?;
     for object in objects {
-        object.observed();
+        // The kernel reported every object signalled (the token's invariant).
+        object.observed(sealed::Token::new());
     }
     Ok(())
 }
