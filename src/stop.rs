@@ -19,19 +19,31 @@ use crate::wait::{Event, WaitError, Waitable, sealed, wait_any};
 /// waits. Lives in the thread's packet; initialized in place.
 ///
 /// # Invariants
-/// `event` was initialized by [`RawEvent::init`] at its final address; it is set at most once,
-/// by the request that first set `requested`.
+/// `event` was initialized by [`RawEvent::init`] at its final address. It is set at most once,
+/// by the request that first set `signalled`, and only after `requested` was set; `signalled`
+/// is set only at `DISPATCH_LEVEL` or lower, where setting the event is allowed.
 pub(crate) struct StopState {
     requested: AtomicBool,
+    signalled: AtomicBool,
     event: RawEvent,
 }
 
 impl StopState {
-    /// Sets the flag, and the event on the first request.
+    /// Sets the flag, and the event unless an earlier request did. A request made above
+    /// `DISPATCH_LEVEL` (see [`request_flag`](Self::request_flag)) set only the flag: the
+    /// first request at a level that may set the event still sets it, so it still wakes a
+    /// thread that waits.
     fn request(&self, dispatch: AtMostDispatch) {
-        if !self.requested.swap(true, Ordering::AcqRel) {
+        self.request_flag();
+        if !self.signalled.swap(true, Ordering::AcqRel) {
             self.event.set(dispatch);
         }
+    }
+
+    /// Sets the flag only: for requests above `DISPATCH_LEVEL`, where setting an event is not
+    /// allowed. The thread sees it at its next check, not in a wait.
+    fn request_flag(&self) {
+        self.requested.store(true, Ordering::Release);
     }
 
     fn is_requested(&self) -> bool {
@@ -45,9 +57,12 @@ impl Extra for StopState {
 
     unsafe fn init(this: *mut Self, _: &Options<'_>) {
         let requested: *mut AtomicBool = field!(this, Self, requested);
+        let signalled: *mut AtomicBool = field!(this, Self, signalled);
         let event: *mut RawEvent = field!(this, Self, event);
         // SAFETY: `this` is valid for writes (caller's contract).
         unsafe { requested.write(AtomicBool::new(false)) };
+        // SAFETY: as above.
+        unsafe { signalled.write(AtomicBool::new(false)) };
         // INVARIANT: the event is initialized at its final address.
         // SAFETY: the event field is valid for writes and never moves (caller's contract).
         unsafe { RawEvent::init(event) };
@@ -231,12 +246,13 @@ impl<T> StoppableJoinHandle<T> {
     /// Asks the thread to stop: its token reports the request and its waits return.
     ///
     /// # IRQL
-    /// `DISPATCH_LEVEL` or lower; above it only the flag is set (the thread sees it at its next
-    /// check, not in a wait).
+    /// Any. At `DISPATCH_LEVEL` or lower the request also wakes the thread's waits; above it
+    /// only the flag is set (the thread sees it at its next check, not in a wait), and the next
+    /// request at `DISPATCH_LEVEL` or lower (dropping the handle makes one) wakes the waits.
     pub fn request_stop(&self) {
         match AtMostDispatch::check() {
             Ok(dispatch) => self.state().request(dispatch),
-            Err(_) => self.state().requested.store(true, Ordering::Release),
+            Err(_) => self.state().request_flag(),
         }
     }
 

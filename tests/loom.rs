@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use system_thread::host::{Call, Kernel};
+use system_thread::host::{Call, Kernel, with_irql};
 use system_thread::{Builder, JoinErrorKind, NtStatus, SpawnError, SystemThread, scope};
 
 /// The preemption bound of every exploration.
@@ -87,6 +87,16 @@ fn stop_before_during_after() {
         .unwrap();
         worker.request_stop();
         let _early = worker.join().unwrap();
+    });
+}
+
+#[test]
+fn stop_above_dispatch_then_below() {
+    explore("a flag-only stop request (above DISPATCH_LEVEL), then one that may wake", |_| {
+        let worker = SystemThread::spawn_stoppable(|stop| stop.wait().unwrap()).unwrap();
+        with_irql(3, || worker.request_stop());
+        worker.request_stop();
+        worker.join().unwrap();
     });
 }
 

@@ -144,3 +144,37 @@ fn a_stop_requested_above_dispatch_level_is_seen_when_the_wait_ends() {
         assert_eq!(kernel.calls(Call::KeSetEvent), 0);
     });
 }
+
+/// A request above `DISPATCH_LEVEL` (an ISR's) can only set the flag; the next request at a
+/// level that may set the event must still wake a worker that already waits. (Before the fix
+/// the flag alone made every later request skip the event: the worker slept on.)
+#[test]
+fn a_request_above_dispatch_then_one_below_wakes_a_waiting_worker() {
+    in_kernel(|kernel| {
+        let worker = SystemThread::spawn_stoppable(|stop| stop.wait().is_ok()).unwrap();
+        wait_until("the worker waits on its stop event", || {
+            kernel.calls(Call::KeWaitForSingleObject) == 1
+        });
+        with_irql(3, || worker.request_stop());
+        assert_eq!(kernel.calls(Call::KeSetEvent), 0, "above DISPATCH_LEVEL: the flag only");
+        worker.request_stop();
+        assert_eq!(kernel.calls(Call::KeSetEvent), 1, "the first request that may set it does");
+        worker.request_stop();
+        assert_eq!(kernel.calls(Call::KeSetEvent), 1, "and only the first");
+        assert!(worker.join_timeout(common::WAIT_LIMIT).unwrap());
+    });
+}
+
+/// The same, when the later request is the one the handle's drop makes.
+#[test]
+fn a_request_above_dispatch_then_dropping_the_handle_stops_a_waiting_worker() {
+    in_kernel(|kernel| {
+        let worker = SystemThread::spawn_stoppable(|stop| stop.wait().is_ok()).unwrap();
+        wait_until("the worker waits on its stop event", || {
+            kernel.calls(Call::KeWaitForSingleObject) == 1
+        });
+        with_irql(3, || worker.request_stop());
+        drop(worker);
+        assert_eq!(kernel.calls(Call::KeSetEvent), 1);
+    });
+}
