@@ -18,10 +18,16 @@ pub struct Processor {
 }
 
 impl Processor {
-    /// The affinity that pins a thread to this processor.
+    /// The affinity that pins a thread to this processor. A `number` above 63 names no
+    /// processor: its mask is empty, which spawning refuses
+    /// ([`SpawnError::InvalidArgument`]).
     #[must_use]
     pub const fn affinity(self) -> GroupAffinity {
-        GroupAffinity { group: self.group, mask: 1 << self.number }
+        let mask = match 1u64.checked_shl(self.number as u32) {
+            Some(mask) => mask,
+            None => 0,
+        };
+        GroupAffinity { group: self.group, mask }
     }
 }
 

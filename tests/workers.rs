@@ -277,3 +277,23 @@ fn scoped_threads_are_waited_for_together_then_joined_without_another_wait() {
         });
     });
 }
+
+/// `Processor`'s fields are public, so its number may name no processor (64 and up): its
+/// affinity is then empty, which spawning refuses, instead of a shift that overflows (a panic
+/// in debug builds, processor 0 in optimized ones).
+#[test]
+fn a_processor_number_past_63_has_an_empty_affinity_that_spawning_refuses() {
+    for number in [0u8, 1, 63] {
+        assert_eq!(Processor { group: 2, number }.affinity().mask, 1u64 << number);
+    }
+    for number in [64u8, 65, 200, u8::MAX] {
+        let affinity = Processor { group: 0, number }.affinity();
+        assert_eq!((affinity.group, affinity.mask), (0, 0), "processor {number}");
+    }
+    in_kernel(|kernel| {
+        let affinity = Processor { group: 0, number: 64 }.affinity();
+        let err = system_thread::Builder::new().affinity(affinity).spawn(|| ()).unwrap_err();
+        assert!(matches!(err, SpawnError::InvalidArgument(_)), "{err:?}");
+        assert_eq!(kernel.calls(Call::PsCreateSystemThread), 0);
+    });
+}
