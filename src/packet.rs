@@ -328,6 +328,9 @@ unsafe fn release_share(header: NonNull<Header>) {
 unsafe fn release<E: Extra, F, T>(header: NonNull<Header>) {
     let p = header.cast::<Packet<E, F, T>>().as_ptr();
     let fields = Packet::fields(p);
+    // INVARIANT: the packet is ours alone (contract), its extra and header initialized.
+    // Dropped after the closure or value below, also when that drop unwinds (host tests).
+    let rest = ReleaseRest { header, extra: fields.extra };
     // SAFETY: the packet is ours alone (contract) and its header is initialized.
     let stage = Stage::load(unsafe { &*fields.stage }, Ordering::Relaxed);
     match stage {
@@ -337,16 +340,35 @@ unsafe fn release<E: Extra, F, T>(header: NonNull<Header>) {
         Stage::Done => unsafe { ptr::drop_in_place(fields.value) },
         Stage::Running | Stage::Cancelled | Stage::Taken => {}
     }
-    // SAFETY: `E` was initialized by spawn and is dropped once, here.
-    unsafe { ptr::drop_in_place(fields.extra) };
-    // SAFETY: the header is initialized and ours alone; read once, then the block is freed.
-    let header_value = unsafe { fields.header.read() };
-    if let Some(object) = header_value.thread {
-        drop(object);
-        live::closed();
+    drop(rest);
+}
+
+/// The end of [`release`]: drops the packet's extra and its thread object, and frees the
+/// block. A guard, so that a closure or value whose drop unwinds (possible in host tests; a
+/// driver's panics abort) leaves no kernel object or pool block behind.
+///
+/// # Invariants
+/// `header` heads a packet that no thread and no owner will touch again, whose `extra` (at
+/// `extra`) and header are initialized and are dropped only here.
+struct ReleaseRest<E> {
+    header: NonNull<Header>,
+    extra: *mut E,
+}
+
+impl<E> Drop for ReleaseRest<E> {
+    fn drop(&mut self) {
+        // SAFETY: `E` was initialized by spawn and is dropped once, here (invariant).
+        unsafe { ptr::drop_in_place(self.extra) };
+        // SAFETY: the header is initialized and ours alone (invariant); read once, then the
+        // block is freed.
+        let header_value = unsafe { self.header.read() };
+        if let Some(object) = header_value.thread {
+            drop(object);
+            live::closed();
+        }
+        // SAFETY: the packet came from `pool::allocate` and is freed once, here.
+        unsafe { pool::free(self.header.cast()) };
     }
-    // SAFETY: the packet came from `pool::allocate` and is freed once, here.
-    unsafe { pool::free(header.cast()) };
 }
 
 /// Where a start routine found its thread above `PASSIVE_LEVEL`.
@@ -778,13 +800,49 @@ impl ScopeList {
                 return;
             }
             // Phase 2: every thread known to the list has exited; give up the shares.
-            let mut cursor = NonNull::new(waited);
-            while let Some(header) = cursor {
-                // SAFETY: the list's share keeps the packet alive until released below.
-                cursor = NonNull::new(unsafe { header.as_ref() }.next.load(Ordering::Relaxed));
-                // SAFETY: the list owns this share and drops it once, here.
-                unsafe { release_share(header) };
-            }
+            let mut releasing = Releasing { list: self, next: NonNull::new(waited) };
+            releasing.release_all();
+            // Normal end: no share is left, and the loop waits for whatever the dropped values
+            // spawned. (Forgetting the guard leaks nothing: it holds a borrow and a pointer.)
+            core::mem::forget(releasing);
         }
+    }
+}
+
+/// Phase 2 of [`ScopeList::join_all`]: the shares still to give up, a chain of waited headers
+/// linked by `next`.
+///
+/// Giving up a share may drop a thread's unjoined value, and that drop may spawn threads in
+/// the scope and then unwind (host tests; a driver's panics abort). Dropped during that unwind,
+/// the guard gives up the remaining shares and joins every thread the scope still has, so the
+/// scope never unwinds while one of its threads runs. (A second unwind from there aborts.)
+///
+/// # Invariants
+/// The list owns one share of every packet in the chain from `next`, and each of those
+/// threads has exited.
+struct Releasing<'a> {
+    list: &'a ScopeList,
+    next: Option<NonNull<Header>>,
+}
+
+impl Releasing<'_> {
+    fn release_all(&mut self) {
+        while let Some(header) = self.next {
+            // INVARIANT: the rest of the chain, still owned by the list; this header's share
+            // is given up next, so it leaves the chain first.
+            // SAFETY: the list's share keeps the packet alive until released below.
+            self.next = NonNull::new(unsafe { header.as_ref() }.next.load(Ordering::Relaxed));
+            // SAFETY: the list owns this share and drops it once, here.
+            unsafe { release_share(header) };
+        }
+    }
+}
+
+impl Drop for Releasing<'_> {
+    /// Reached only when a value's drop unwound out of `release_all` (the normal path forgets
+    /// the guard).
+    fn drop(&mut self) {
+        self.release_all();
+        self.list.join_all();
     }
 }

@@ -235,3 +235,52 @@ fn a_forgotten_handle_stays_live() {
     });
     assert_eq!(kernel.quiesce().live_threads, 1);
 }
+
+/// An unjoined value that the scope drops at its end spawns one more scoped thread, which
+/// borrows the caller's data, and then panics (host tests unwind; drivers abort). The scope
+/// still waits for that thread before it unwinds, and frees every packet.
+#[test]
+fn a_value_whose_drop_spawns_then_panics_cannot_end_the_scope_before_that_thread() {
+    struct SpawnsThenPanics<'scope, 'env> {
+        scope: &'scope system_thread::Scope<'scope, 'env>,
+        data: &'env usize,
+        read: &'env AtomicUsize,
+    }
+    impl Drop for SpawnsThenPanics<'_, '_> {
+        fn drop(&mut self) {
+            let (data, read) = (self.data, self.read);
+            let late = self.scope.spawn(move || {
+                std::thread::sleep(Duration::from_millis(scaled(30, 1) as u64));
+                read.store(*data, Ordering::SeqCst);
+            });
+            drop(late.unwrap());
+            panic!("a value's drop fails after spawning");
+        }
+    }
+    in_kernel(|kernel| {
+        let read = AtomicUsize::new(0);
+        let data = Box::new(0x5eed_usize);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            scope(|s| {
+                let value = SpawnsThenPanics { scope: s, data: &data, read: &read };
+                // Not joined: the scope drops the value after its thread has exited.
+                drop(s.spawn(move || value).unwrap());
+            });
+        }));
+        assert!(result.is_err(), "the drop's panic reaches the scope's caller");
+        assert_eq!(read.load(Ordering::SeqCst), 0x5eed, "the late thread ran to its end");
+        assert_eq!(kernel.outstanding().running_threads, 0);
+        drop(data);
+    });
+}
+
+/// The count errs on the safe side (`live_threads` documents it): a leaked scoped handle keeps
+/// its thread counted after the scope waited for it, although the thread has exited.
+#[test]
+#[cfg_attr(miri, ignore = "leaks a handle on purpose, which Miri reports as a leak")]
+fn a_leaked_scoped_handle_still_counts_after_its_scope() {
+    let kernel = system_thread::host::Kernel::new();
+    kernel.run(|| scope(|s| std::mem::forget(s.spawn(|| 1).unwrap())));
+    let outstanding = kernel.quiesce();
+    assert_eq!((outstanding.running_threads, outstanding.live_threads), (0, 1), "{outstanding:?}");
+}
