@@ -12,6 +12,11 @@ use crate::kernel::live;
 /// runs. Threads detached after creation on an I/O object are not counted: the kernel keeps
 /// the image loaded for them.
 ///
+/// The count errs on the safe side: a thread counts until the last owner of its context is
+/// gone, not from the moment it exits. So a scoped thread whose handle was leaked still counts
+/// after its scope has waited for it; the leak is real (its context stays allocated), though
+/// that thread can no longer run.
+///
 /// It costs one atomic operation per spawn and one per final join; it makes no kernel call.
 ///
 /// ```

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{Watchdog, in_kernel};
 use system_thread::host::{Call, Kernel, Outstanding, with_irql};
-use system_thread::{Event, EventKind, SystemThread, current_irql, live_threads};
+use system_thread::{Event, EventKind, NtStatus, SystemThread, current_irql, live_threads};
 
 #[test]
 fn run_gives_the_callers_kernel_back() {
@@ -121,4 +121,33 @@ fn model_threads_have_the_documented_stack() {
         });
         assert_eq!(handle.unwrap().join().unwrap(), 0);
     });
+}
+
+/// Fault injection injects failures: a success injected into a routine whose success the crate
+/// must trust (a wait: the thread has exited; a creation: the thread exists) would make the
+/// model lie where no kernel does (a scope returned while its thread ran; a spawn spun on a
+/// thread that was never made). It is refused, naming the routine; `STATUS_TIMEOUT` and real
+/// failures are injected, and other routines may still be made to lie.
+#[test]
+fn injecting_success_into_a_wait_or_a_creation_is_refused() {
+    let _watchdog = Watchdog::start();
+    let kernel = Kernel::new();
+    for call in [
+        Call::KeWaitForSingleObject,
+        Call::KeWaitForMultipleObjects,
+        Call::ZwWaitForSingleObject,
+        Call::PsCreateSystemThread,
+        Call::IoCreateSystemThread,
+    ] {
+        for status in [0, 1, 63, 0x80, 0x103, 0x4000_0000] {
+            let refused = catch_unwind(AssertUnwindSafe(|| kernel.fail_nth(call, 1, status)));
+            let Err(message) = refused else { panic!("{status:#x} was injected into {call:?}") };
+            let text = message.downcast_ref::<String>().map_or("", String::as_str);
+            assert!(text.contains(call.name()), "{text}");
+        }
+        kernel.fail_nth(call, 1, 0x102);
+        kernel.fail_nth(call, 2, NtStatus::UNSUCCESSFUL.0);
+    }
+    kernel.fail_nth(Call::ObReferenceObjectByHandle, 1, 0);
+    kernel.fail_nth(Call::ExAllocatePoolWithTag, 1, 0);
 }

@@ -156,8 +156,31 @@ impl Kernel {
 
     /// Makes the `nth` (1-based, counted from now on) call of `call` fail with `status`.
     /// Allocation routines fail by returning NULL; `MmGetSystemRoutineAddress` by returning
-    /// NULL.
+    /// NULL (for these `status` is not used). A success status makes the routine report success
+    /// without doing its work: a kernel that lies, which the crate survives where it can tell
+    /// (an `ObReferenceObjectByHandle` that returns no object is a failed spawn).
+    ///
+    /// # Panics
+    /// When `status` is a success (severity success or informational, but `STATUS_TIMEOUT`,
+    /// the answer of a wait that did not happen) for a routine whose success the crate must
+    /// trust: a wait (`STATUS_WAIT_n` means the object is signalled, so a thread has exited)
+    /// or a thread creation (success means the thread exists and will run its start routine).
+    /// No kernel lies there, and no code could tell.
     pub fn fail_nth(&self, call: Call, nth: usize, status: i32) {
+        const STATUS_TIMEOUT: i32 = 0x102;
+        let trusted = matches!(
+            call,
+            Call::KeWaitForSingleObject
+                | Call::KeWaitForMultipleObjects
+                | Call::ZwWaitForSingleObject
+                | Call::PsCreateSystemThread
+                | Call::IoCreateSystemThread
+        );
+        assert!(
+            !trusted || status < 0 || status == STATUS_TIMEOUT,
+            "host model: {status:#x} is a success of {}, which the crate trusts: inject a failure",
+            call.name()
+        );
         self.state.fail_nth(call, nth, status);
     }
 
