@@ -602,16 +602,23 @@ impl Header {
 
     /// [`wait`](Self::wait), inlined into [`JoinInner::join`], the path of every join (about 13
     /// instructions less per join, counted by `./x icount`); the other callers share `wait`.
+    ///
+    /// The IRQL is checked first, also when an earlier wait saw the exit: what follows a join
+    /// (giving up the share, which may dereference the thread object, free the pool block and
+    /// drop a value) needs the level the join is documented for.
     #[inline]
     fn wait_inlined(&self, timeout: Option<Duration>) -> Result<(), JoinErrorKind> {
-        if self.exited.load(Ordering::Acquire) {
-            return Ok(());
-        }
         let waited = if timeout == Some(Duration::ZERO) {
             let dispatch = AtMostDispatch::check().map_err(JoinErrorKind::Irql)?;
+            if self.exited.load(Ordering::Acquire) {
+                return Ok(());
+            }
             self.object().poll(dispatch)
         } else {
             let apc = AtMostApc::check().map_err(JoinErrorKind::Irql)?;
+            if self.exited.load(Ordering::Acquire) {
+                return Ok(());
+            }
             if Stage::load(&self.stage, Ordering::Acquire) == Stage::Running
                 && thread::current_id() == self.id
             {
@@ -686,7 +693,8 @@ impl<T> JoinInner<T> {
     /// Whether the thread has exited (a zero-timeout wait on its object). Above
     /// `DISPATCH_LEVEL`, where no wait is possible, whether an earlier wait saw it exit.
     pub(crate) fn is_finished(&self) -> bool {
-        self.header().wait(Some(Duration::ZERO)).is_ok()
+        let header = self.header();
+        header.exited.load(Ordering::Acquire) || header.wait(Some(Duration::ZERO)).is_ok()
     }
 
     /// Waits without a timeout, retrying failed waits, for the paths that must not go on before
@@ -717,8 +725,9 @@ impl<T> JoinInner<T> {
 
     /// Gives up the share and the thread object reference without waiting for the thread, and
     /// stops counting it as live: only for a `JoinHandle`'s thread whose driver image the
-    /// kernel keeps loaded until it exits.
-    pub(crate) fn detach(self) {
+    /// kernel keeps loaded until it exits. The proof: the share's release may drop the value of
+    /// a finished thread here, which may wait.
+    pub(crate) fn detach(self, _: AtMostApc) {
         let field: *mut Option<ThreadObject> = field!(self.header.as_ptr(), Header, thread);
         // SAFETY: the packet is alive (this share); a `JoinHandle`'s packet has no other owner
         // than its thread, which never touches this field, and no reference to the header is

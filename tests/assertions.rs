@@ -114,6 +114,31 @@ fn child_drop_at_dispatch() {
     }
 }
 
+#[test]
+#[cfg_attr(miri, ignore = "spawns a child process")]
+fn dropping_a_finished_threads_handle_above_apc_level_is_caught_before_any_kernel_call() {
+    let stderr = run_child("child_drop_finished_high");
+    assert!(
+        stderr.contains("system-thread: a thread must be joined at APC_LEVEL or lower"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("host model bugcheck"), "a kernel call was made first: {stderr}");
+}
+
+#[test]
+#[ignore = "child process of dropping_a_finished_threads_handle_above_apc_level_is_caught_..."]
+fn child_drop_finished_high() {
+    if in_scenario("child_drop_finished_high") {
+        Kernel::new().run(|| {
+            let handle = SystemThread::spawn(|| ()).unwrap();
+            while !handle.is_finished() {
+                std::thread::yield_now();
+            }
+            with_irql(3, || drop(handle));
+        });
+    }
+}
+
 // The host model stops a test, like Driver Verifier stops a machine, on kernel-object misuse,
 // naming the call and the object.
 

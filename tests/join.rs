@@ -196,3 +196,35 @@ fn ten_thousand_spawn_join_cycles_leave_nothing_behind() {
         assert_eq!(kernel.calls(Call::ObfDereferenceObject), cycles);
     });
 }
+
+/// A join checks the IRQL it is documented for even when an earlier wait (`is_finished`,
+/// `wait_all`) saw the thread exit: giving up the share after a join dereferences the thread
+/// object and frees its pool block, which a real kernel allows only up to `DISPATCH_LEVEL`.
+/// (Before: the join returned the value above `DISPATCH_LEVEL` and made those calls there.)
+#[test]
+fn joins_check_the_irql_also_after_the_exit_was_seen() {
+    in_kernel(|kernel| {
+        let handle = SystemThread::spawn(|| 5u32).unwrap();
+        wait_until("the thread has finished", || handle.is_finished());
+        let err = system_thread::host::with_irql(3, || handle.join()).unwrap_err();
+        assert!(matches!(err.kind(), JoinErrorKind::Irql(_)), "{err:?}");
+        let err = system_thread::host::with_irql(2, || err.into_handle().join()).unwrap_err();
+        assert!(matches!(err.kind(), JoinErrorKind::Irql(_)), "a blocking join: APC_LEVEL");
+        let handle = err.into_handle();
+        let err =
+            system_thread::host::with_irql(3, || handle.join_timeout(Duration::ZERO)).unwrap_err();
+        assert!(matches!(err.kind(), JoinErrorKind::Irql(_)), "a poll: DISPATCH_LEVEL");
+        assert_eq!(kernel.calls(Call::ObfDereferenceObject), 0);
+        // A poll at DISPATCH_LEVEL may take the value and free the context.
+        let value =
+            system_thread::host::with_irql(2, || err.into_handle().join_timeout(Duration::ZERO));
+        assert_eq!(value.unwrap(), 5);
+
+        let handle = SystemThread::spawn(|| 6u32).unwrap();
+        system_thread::wait_all(&[&handle], None).unwrap();
+        let err =
+            system_thread::host::with_irql(3, || handle.join_timeout(Duration::ZERO)).unwrap_err();
+        assert!(matches!(err.kind(), JoinErrorKind::Irql(_)), "{err:?}");
+        assert_eq!(err.into_handle().join().unwrap(), 6);
+    });
+}
