@@ -27,6 +27,13 @@ pub struct IoObject<'a> {
     _borrow: PhantomData<&'a c_void>,
 }
 
+// SAFETY: the crate only hands the pointer to `IoCreateSystemThread`, which any thread may
+// call with it: driver and device objects belong to no thread. (So a configured `Builder`
+// may be sent and shared like std's.)
+unsafe impl Send for IoObject<'_> {}
+// SAFETY: as for `Send`; `&IoObject` only copies the pointer.
+unsafe impl Sync for IoObject<'_> {}
+
 impl<'a> IoObject<'a> {
     /// Borrows a `DRIVER_OBJECT` or `DEVICE_OBJECT` (of wdk-sys, or any binding of them).
     ///

@@ -6,6 +6,7 @@ use core::time::Duration;
 
 use crate::error::JoinError;
 use crate::id::ThreadId;
+use crate::kernel::irql::AtMostApc;
 use crate::packet::JoinInner;
 use crate::wait::{Waitable, sealed};
 
@@ -16,8 +17,9 @@ use crate::wait::{Waitable, sealed};
 /// too, so a thread never outlives its handle.
 ///
 /// # Panics
-/// Dropping a handle that was not joined waits for the thread. That is impossible on the thread
-/// itself and above `APC_LEVEL`: there, `drop` stops the machine (a panic that cannot unwind: a
+/// Dropping a handle that was not joined waits for the thread, then frees what the thread
+/// left (its value among it). That is impossible on the thread itself and above `APC_LEVEL`
+/// (also when the thread is known to have finished): there, `drop` stops the machine (a panic that cannot unwind: a
 /// bugcheck with the driver's panic handler) instead of hanging, waiting at `DISPATCH_LEVEL`
 /// or returning while the thread runs. Join explicitly where that can happen:
 /// [`join`](Self::join) reports both cases as errors.
@@ -88,19 +90,25 @@ impl<T> JoinHandle<T> {
 
     /// Lets the thread run on unjoined, if that is sound: only for threads created with an I/O
     /// object ([`Builder::io_object`](crate::Builder::io_object)), whose driver image the
-    /// kernel keeps loaded until they exit. Their value is dropped when they finish.
+    /// kernel keeps loaded until they exit. Their value is dropped when they finish; if the
+    /// thread has already finished, it is dropped here, by the caller (as when a handle is
+    /// dropped).
     ///
     /// # Errors
-    /// Hands the handle back for threads created without an I/O object: detaching those could
-    /// leave driver code running after the driver is unloaded.
+    /// Hands the handle back for threads created without an I/O object (detaching those could
+    /// leave driver code running after the driver is unloaded), and above `APC_LEVEL` (where
+    /// the value of a finished thread could not be dropped safely).
     ///
     /// # IRQL
-    /// `DISPATCH_LEVEL` or lower.
+    /// `APC_LEVEL` or lower, as dropping the handle.
     pub fn detach(self) -> Result<(), Self> {
         if !self.pins_image {
             return Err(self);
         }
-        self.into_inner().detach();
+        let Ok(apc) = AtMostApc::check() else {
+            return Err(self);
+        };
+        self.into_inner().detach(apc);
         Ok(())
     }
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::ffi::c_void;
 use std::ptr::NonNull;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use common::{in_kernel, wait_until};
 use system_thread::host::Call;
@@ -184,4 +184,53 @@ fn affinities_outside_the_active_processors_are_refused() {
         Builder::new().affinity(affinity).spawn(|| ()).unwrap().join().unwrap();
         assert_eq!(kernel.threads()[0].affinity, Some((1, 0b1000)));
     });
+}
+
+/// `detach` is checked like a handle's drop (`APC_LEVEL` or lower): above it the handle comes
+/// back, before any kernel call. (Before: no check at all, and above `DISPATCH_LEVEL` the
+/// object was dereferenced there, a bugcheck.)
+#[test]
+fn detach_above_apc_level_hands_the_handle_back() {
+    in_kernel(|kernel| {
+        let (release, gate) = mpsc::channel::<()>();
+        let handle =
+            Builder::new().io_object(fake_io_object()).spawn(move || gate.recv().unwrap()).unwrap();
+        let handle = system_thread::host::with_irql(3, || handle.detach()).unwrap_err();
+        let handle = system_thread::host::with_irql(2, || handle.detach()).unwrap_err();
+        assert_eq!(kernel.calls(Call::ObfDereferenceObject), 0);
+        release.send(()).unwrap();
+        handle.detach().unwrap();
+        wait_until("the detached thread has finished", || {
+            kernel.outstanding().running_threads == 0
+        });
+    });
+}
+
+/// A finished thread's value is dropped by `detach` itself, on the caller (as documented), so
+/// `detach` needs the level a value's drop may need.
+#[test]
+fn detaching_a_finished_thread_drops_its_value_on_the_caller() {
+    struct Records(Arc<Mutex<Option<system_thread::ThreadId>>>);
+    impl Drop for Records {
+        fn drop(&mut self) {
+            *self.0.lock().unwrap() = Some(current_id());
+        }
+    }
+    in_kernel(|_| {
+        let dropped_on = Arc::new(Mutex::new(None));
+        let value = Records(Arc::clone(&dropped_on));
+        let handle = Builder::new().io_object(fake_io_object()).spawn(move || value).unwrap();
+        wait_until("the thread has finished", || handle.is_finished());
+        handle.detach().unwrap();
+        assert_eq!(*dropped_on.lock().unwrap(), Some(current_id()));
+    });
+}
+
+/// Like std's, a configured `Builder` (and its `IoObject`) may be sent and shared.
+#[test]
+fn builders_and_io_objects_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    let builder = Builder::new().name("w").io_object(fake_io_object());
+    send_sync(&builder);
+    send_sync(&fake_io_object());
 }
