@@ -39,9 +39,10 @@
 //! once the thread has left driver code; dropping a [`JoinHandle`] joins; [`scope`] joins all
 //! its threads. The only way to let a thread run unjoined is [`JoinHandle::detach`], allowed
 //! only for threads created with an I/O object ([`Builder::io_object`]), for which the kernel
-//! itself keeps the driver loaded. Leaking a handle (`mem::forget`, or a handle kept in a static
-//! that `DriverUnload` never drops) is the one remaining way out, as with any resource:
-//! [`live_threads`] counts such threads, for `DriverUnload` to check.
+//! itself keeps the driver loaded. Leaking a handle (`mem::forget`, `Box::leak`, a handle kept in
+//! a static that `DriverUnload` never drops, or a reference cycle such as a thread whose value
+//! holds its own handle) is the one remaining way out, as with any resource: [`live_threads`]
+//! counts such threads, for `DriverUnload` to check.
 //!
 //! # Panics
 //! Kernel drivers build with `panic = "abort"`: a panic ends in the driver's panic handler,

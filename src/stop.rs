@@ -218,6 +218,10 @@ impl fmt::Debug for StopToken {
 /// A [`JoinHandle`] for a thread made by [`SystemThread::spawn_stoppable`]: dropping it
 /// requests stop, then joins.
 ///
+/// # Panics
+/// As [`JoinHandle`]'s: dropping a handle that was not joined, on the thread itself or above
+/// `APC_LEVEL`, stops the machine (the stop request is made first).
+///
 /// # Invariants
 /// `state` is the stop state in the packet that `handle` owns a share of.
 ///

@@ -6,8 +6,9 @@ use crate::kernel::live;
 /// dropping their handle, or by the end of their scope) or detached.
 ///
 /// Call it at the end of `DriverUnload`, after every handle was joined or dropped. It must be
-/// 0 there: a live thread belongs to a handle that was leaked (`mem::forget`, `Box::leak`) or
-/// kept somewhere `DriverUnload` did not reach (a static), and that thread may still run driver
+/// 0 there: a live thread belongs to a handle that was leaked (`mem::forget`, `Box::leak`, a
+/// reference cycle such as a thread's value that holds its own handle) or kept somewhere
+/// `DriverUnload` did not reach (a static), and that thread may still run driver
 /// code after the image is unloaded. Log it loudly; the kernel will crash when the thread next
 /// runs. Threads detached after creation on an I/O object are not counted: the kernel keeps
 /// the image loaded for them.
