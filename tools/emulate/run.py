@@ -2,6 +2,7 @@
 
     python3 tools/emulate/run.py [--wine] [--speakeasy] [--leak-check] [options]
     python3 tools/emulate/run.py --bench      (figures, not a test)
+    python3 tools/emulate/run.py --soak N     (Wine only: N load/run/unload rounds, one host)
 
 Every run first builds the drivers (x86_64 variants, the aarch64 build, and the `shims`
 variant of both) and checks their PE images (pe_check.py, after installing Wine and fetching
@@ -89,6 +90,124 @@ def wine_stage(test_sys: Path, guard_sys: Path, leak: bool, verbose: bool) -> di
     res["detected"] = bool(session.crashes) or res["guard_stop_rc"] != 0
     res["wall_s"] = round(time.monotonic() - t0, 2)
     return res
+
+
+def soak_stage(test_sys: Path, guard_sys: Path, rounds: int, verbose: bool) -> dict:
+    """`--soak N`: the Wine stage N times in ONE session: the guard is loaded once and keeps
+    the group's winedevice.exe alive; the normal demo is loaded, run and unloaded N times as
+    the same service (run_test_driver, checks.check_wine per round). Across rounds: the host
+    never crashes and stays the same process, every unload reports 0 live threads, the worker
+    wakes every round, and the host's threads and handles do not grow. Measured after every
+    unload: from Linux, /proc/<pid>/task and /proc/<pid>/fd entries and VmRSS of the host;
+    from Wine (procinfo.exe), its thread count and open handles. Returns results and fails."""
+    import wine  # noqa: PLC0415
+
+    t0 = time.monotonic()
+    out: dict = {"rounds": [], "fails": []}
+    fails = out["fails"]
+    with wine.WineSession(verbose=verbose) as s:
+        before = wine.winedevice_pids(s.prefix)
+        g = s.load(GUARD_SERVICE, guard_sys, group=GROUP)
+        if g.rc != 0:
+            raise HarnessError(f"the guard driver did not start (rc={g.rc}):\n{g.stdout}")
+        new = wine.winedevice_pids(s.prefix) - before
+        if len(new) != 1:
+            raise HarnessError(f"loading the guard started {len(new)} winedevice.exe processes")
+        host = new.pop()
+        s.wait_for(lambda recs: any(x.text.endswith("guard loaded") for x in recs), 5)
+        guard_tid = next((x.tid for x in s.records if x.text.endswith("guard loaded")), None)
+
+        def figures() -> dict:
+            f = {"linux": wine.linux_figures(host)}
+            procs = s.processes()
+            if procs is not None:
+                f["wine"] = next((p for p in procs if guard_tid in p["tids"]), None)
+            return f
+
+        out["host_pid"] = host
+        out["baseline"] = figures()
+        wpid = (out["baseline"].get("wine") or {}).get("pid")
+        print(f"--- wine soak: {rounds} rounds in one winedevice.exe (Linux pid {host}"
+              f"{f', Wine pid {wpid:#x}' if wpid else ''}) ---")
+        print(f"  after the guard loaded: {_soak_figures(out['baseline'])}")
+        for n in range(1, rounds + 1):
+            t = time.monotonic()
+            crashes_before = len(s.crashes)
+            r = run_test_driver(s, TEST_SERVICE, test_sys, leak=False)
+            r["crashes"] = s.crashes[crashes_before:]
+            f = checks.check_wine(r, "normal")
+            events = checks.parse(r["records"])
+            live = [e.int("count") for e in events if (e.scenario, e.event) == ("driver",
+                                                                                "live-threads")]
+            wakes = [e for e in events if (e.scenario, e.event) == ("worker", "wake")]
+            joined = [e for e in events if (e.scenario, e.event) == ("worker", "worker-joined")]
+            items = joined[0].int("items") if joined else None
+            if live != [0]:
+                f.append(f"live threads at unload: {live} (want [0])")
+            if not wakes or not items:
+                f.append(f"the worker did not work: {len(wakes)} wakes, joined items={items}")
+            fig = figures()
+            if fig["linux"] is None:
+                f.append(f"the host (Linux pid {host}) is gone")
+            elif wine.winedevice_pids(s.prefix) - before != {host}:
+                f.append("the group's winedevice.exe was replaced by another process")
+            if "wine" in fig and fig["wine"] is None:
+                f.append("Wine no longer lists the guard's thread in any process")
+            row = {"round": n, "wall_s": round(time.monotonic() - t, 2), "live": live,
+                   "wakes": len(wakes), "items": items, "figures": fig, "fails": f,
+                   "printing_threads": len({tid for _, tid, _ in r["records"]}),
+                   "records": r["records"]}
+            out["rounds"].append(row)
+            print(f"  round {n}/{rounds}: {'ok' if not f else 'FAILED'} {row['wall_s']} s; "
+                  f"live-threads={','.join(map(str, live)) or '-'} worker wakes={len(wakes)} "
+                  f"items={items}; {_soak_figures(fig)}")
+            for msg in f:
+                print(f"    {msg}")
+            fails += [f"[wine-soak round {n}] {msg}" for msg in f]
+            if fig["linux"] is None or r["crashes"]:
+                break       # the next round would only run in a new host
+        gs = s.stop(GUARD_SERVICE, timeout=30)
+        out["guard_stop_rc"] = gs.rc
+    out["crashes"] = list(s.crashes)
+    if gs.rc != 0:
+        fails.append(f"[wine-soak] the guard could not be stopped after the last round "
+                     f"(rc={gs.rc}): the shared host died")
+    if s.crashes:
+        fails.append(f"[wine-soak] host crashed: {s.crashes[:3]}")
+    # No growth: after the last round, no figure above its value after round 1 (round 1
+    # may start threads Wine keeps, e.g. for its first system thread).
+    done = [r["figures"] for r in out["rounds"] if r["figures"]["linux"] is not None]
+    growth = {}
+    for src, key in (("linux", "tasks"), ("linux", "fds"), ("wine", "threads"),
+                     ("wine", "handles")):
+        vals = [f[src][key] for f in done if f.get(src)]
+        if len(vals) >= 2:
+            growth[f"{src} {key}"] = (vals[0], vals[-1], min(vals), max(vals))
+            if vals[-1] > vals[0]:
+                fails.append(f"[wine-soak] host {src} {key} grew: {vals[0]} after round 1, "
+                             f"{vals[-1]} after round {len(vals)} (all: {vals})")
+    rss = [f["linux"]["rss_kb"] for f in done]
+    passed = sum(not r["fails"] for r in out["rounds"])
+    print(f"  soak: {passed}/{rounds} rounds passed, {time.monotonic() - t0:.1f} s, guard stop "
+          f"rc={out['guard_stop_rc']}, crashes={len(s.crashes)}")
+    for k, (first, last, lo, hi) in growth.items():
+        print(f"  host {k} after each unload: round 1 {first}, last {last}, range {lo}..{hi}")
+    if rss:
+        print(f"  host VmRSS after each unload (kB, not asserted): round 1 {rss[0]}, last "
+              f"{rss[-1]}, range {min(rss)}..{max(rss)}")
+    if "wine" not in out["baseline"]:
+        print("  (Wine's thread and handle counts not measured: x86_64-w64-mingw32-gcc "
+              "missing to build tools/emulate/procinfo.c)")
+    out["growth"] = growth
+    out["wall_s"] = round(time.monotonic() - t0, 2)
+    return out
+
+
+def _soak_figures(f: dict) -> str:
+    lx, w = f.get("linux"), f.get("wine")
+    text = (f"host: linux tasks={lx['tasks']} fds={lx['fds']} rss={lx['rss_kb']} kB"
+            if lx else "host: gone")
+    return text + (f", wine threads={w['threads']} handles={w['handles']}" if w else "")
 
 
 def bench(verbose: bool) -> int:
@@ -268,6 +387,36 @@ def print_lines(title: str, lines: list[str]) -> None:
         print(f"  {line}")
 
 
+def soak(a: argparse.Namespace) -> int:
+    """`--soak N`: builds (or, with --no-build, takes) the normal demo and the guard, and
+    runs soak_stage; no PE check, speakeasy or leak stage."""
+    if a.soak < 1:
+        print("--soak N needs N >= 1", file=sys.stderr)
+        return 2
+    try:
+        built = {}
+        for v in ("normal", "guard"):
+            built[v] = CACHE / "drivers" / f"st_demo_{v}.sys"
+            if not a.no_build:
+                built[v] = build_driver(v).sys
+            elif not built[v].exists():
+                raise HarnessError(f"{built[v]} missing; run without --no-build")
+        r = soak_stage(built["normal"], built["guard"], a.soak, a.verbose)
+    except HarnessError as e:
+        print(f"HARNESS ERROR: {e}", file=sys.stderr)
+        return 2
+    except Exception:  # noqa: BLE001
+        traceback.print_exc()
+        return 2
+    if a.json:
+        a.json.write_text(json.dumps({"stages": {"wine-soak": r}}, indent=1, default=str))
+    print("=== summary ===")
+    for f in r["fails"]:
+        print(f"FAIL {f}")
+    print("ALL CHECKS PASSED" if not r["fails"] else f"{len(r['fails'])} check(s) failed")
+    return 1 if r["fails"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1].strip())
     ap.add_argument("--wine", action="store_true", help="run under Wine (shared host + guard)")
@@ -286,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bench", action="store_true",
                     help="print figures only (not a test): .sys sizes, Wine time of 1,000 "
                          "spawn+join cycles and speakeasy calls per spawn+join, library vs raw")
+    ap.add_argument("--soak", type=int, metavar="N",
+                    help="Wine stage only: load, run and unload the demo N times in one "
+                         "winedevice.exe (the normal Wine checks every round; the host must "
+                         "not crash, and its threads and handles must not grow)")
     ap.add_argument("--no-build", action="store_true", help="use the .sys files already built")
     ap.add_argument("--json", type=Path, help="write all results to this file")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -296,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         except HarnessError as e:
             print(f"HARNESS ERROR: {e}", file=sys.stderr)
             return 2
+    if a.soak is not None:
+        return soak(a)
     if not (a.wine or a.speakeasy or a.leak_check):
         a.wine = a.speakeasy = a.leak_check = True
     leak_wine = a.leak_check and (a.wine or not a.speakeasy)

@@ -218,6 +218,51 @@ def _configure_prefix(wine: WineInstall, env: dict[str, str]) -> None:
     subprocess.run([str(wine.server), "-w"], env=env, timeout=120)
 
 
+def build_procinfo() -> Path | None:
+    """Compiles procinfo.c (next to this file) with mingw-w64 into the cache, once."""
+    src = Path(__file__).resolve().parent / "procinfo.c"
+    exe = CACHE / "procinfo.exe"
+    if exe.is_file() and exe.stat().st_mtime >= src.stat().st_mtime:
+        return exe
+    gcc = shutil.which("x86_64-w64-mingw32-gcc")
+    if gcc is None:
+        return None
+    res = subprocess.run([gcc, "-O2", "-Wall", "-o", str(exe), str(src), "-lntdll"],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise HarnessError(f"building procinfo.exe failed:\n{res.stderr[-2000:]}")
+    return exe
+
+
+def linux_figures(pid: int) -> dict | None:
+    """What Linux shows of one Wine process: threads (/proc/<pid>/task entries), open file
+    descriptors (/proc/<pid>/fd entries) and VmRSS in kB; None once it is gone (a zombie
+    is gone: it still has a task entry but no fds)."""
+    try:
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX":
+            return None
+        rss = next((int(line.split()[1]) for line in
+                    Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("VmRSS:")), 0)
+        return {"tasks": len(os.listdir(f"/proc/{pid}/task")),
+                "fds": len(os.listdir(f"/proc/{pid}/fd")), "rss_kb": rss}
+    except OSError:
+        return None
+
+
+def winedevice_pids(prefix: Path = PREFIX) -> set[int]:
+    """Linux PIDs of the prefix's winedevice.exe processes (one per driver group)."""
+    pids = set()
+    for pid in prefix_processes(prefix):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"winedevice.exe" in cmd.split(b"\0", 1)[0]:
+            pids.add(pid)
+    return pids
+
+
 # -- process hygiene -------------------------------------------------------------------
 
 def _become_subreaper() -> None:
@@ -427,6 +472,24 @@ class WineSession:
 
     def query(self, name: str) -> CommandResult:
         return self.run(["sc", "query", name], check=False, quiet=True)
+
+    def processes(self) -> list[dict] | None:
+        """Wine's own view of the session's processes (procinfo.exe, run inside Wine): per
+        process pid, threads, open handles, image name and thread ids. None when mingw-w64
+        (`x86_64-w64-mingw32-gcc`) is missing to build the helper."""
+        exe = build_procinfo()
+        if exe is None:
+            return None
+        shutil.copyfile(exe, self.prefix / "drive_c" / "procinfo.exe")
+        r = self.run(["C:\\procinfo.exe"], timeout=60, quiet=True)
+        procs = []
+        for line in r.stdout.splitlines():
+            f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+            if "pid" in f:
+                procs.append({"pid": int(f["pid"], 16), "threads": int(f["threads"]),
+                              "handles": int(f["handles"]), "name": f.get("name", ""),
+                              "tids": [int(t, 16) for t in f.get("tids", "").split(",") if t]})
+        return procs
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t_start
