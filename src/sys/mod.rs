@@ -92,22 +92,25 @@ kernel_routines!(optional_names);
 /// compile.
 #[allow(clippy::panic)] // evaluated only in constants: a compile error, never a run-time panic
 pub(crate) const fn optional_index(name: &str) -> usize {
-    let mut i = 0;
-    while i < OPTIONAL_ROUTINES.len() {
-        let listed = OPTIONAL_ROUTINES[i].as_bytes();
-        let wanted = name.as_bytes();
-        if listed.len() == wanted.len() {
-            let mut k = 0;
-            while k < listed.len() && listed[k] == wanted[k] {
-                k += 1;
-            }
-            if k == listed.len() {
-                return i;
-            }
+    let mut rest = OPTIONAL_ROUTINES;
+    let mut index = 0;
+    while let [listed, tail @ ..] = rest {
+        if same_bytes(listed.as_bytes(), name.as_bytes()) {
+            return index;
         }
-        i += 1;
+        rest = tail;
+        index += 1;
     }
     panic!("system-thread: not an optional routine of sys/routines.rs")
+}
+
+/// `a == b`, in constants.
+const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    match (a, b) {
+        ([x, a @ ..], [y, b @ ..]) => *x == *y && same_bytes(a, b),
+        ([], []) => true,
+        _ => false,
+    }
 }
 
 #[cfg(all(windows, not(feature = "host-model")))]

@@ -34,6 +34,7 @@ GROUP = "stdemo"           # both drivers of a Wine stage share one winedevice.e
 TEST_SERVICE = "st_demo"
 ROUNDS = 5                 # --bench: runs of each bench driver, alternating
 GUARD_SERVICE = "st_guard"
+IDLE_SECONDS = 2           # how long a normal demo stays loaded after DriverEntry
 
 
 def run_test_driver(s, service: str, sys_file: Path, leak: bool) -> dict:
@@ -50,10 +51,11 @@ def run_test_driver(s, service: str, sys_file: Path, leak: bool) -> dict:
             s.wait_for(lambda recs: any("leak thread-running" in x.text
                                         for x in recs[first:]), 10)
         else:
-            # The worker must tick at least twice while the driver is loaded.
-            s.wait_for(lambda recs: any(x.text == "system-thread-demo: worker tick n=2"
-                                        or "bench done" in x.text
-                                        for x in recs[first:]), 5)
+            # The driver stays loaded with its worker idle for IDLE_SECONDS (a bench variant:
+            # until its figures are out): checks.py then asserts that the idle worker made no
+            # wake beyond one per work item.
+            s.wait_for(lambda recs: any("bench done" in x.text for x in recs[first:]),
+                       IDLE_SECONDS)
         st = s.stop(service)
         res["stop_rc"] = st.rc
         s.wait_for(lambda recs: any(x.text == "system-thread-demo: driver unload-complete"

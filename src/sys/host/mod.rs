@@ -122,10 +122,15 @@ unsafe fn dispatcher<'a>(object: PVOID, call: &str) -> &'a Dispatcher {
 
 /// The routine `name`, resolved once per model kernel.
 pub(crate) fn cached_routine(
-    _index: usize,
+    index: usize,
     name: &'static str,
     resolve: impl FnOnce() -> Option<core::ptr::NonNull<c_void>>,
 ) -> Option<core::ptr::NonNull<c_void>> {
+    // The Windows providers cache by index alone: a wrong index would hand out another
+    // routine's address there, so the model checks it.
+    if super::OPTIONAL_ROUTINES.get(index) != Some(&name) {
+        bugcheck(&std::format!("routine cache: slot {index} is not {name}'s"));
+    }
     State::current().cached_routine(name, resolve)
 }
 
