@@ -243,9 +243,7 @@ pub trait Waitable: sealed::Sealed {
     /// exited, which lets its join (and its scope) skip the wait: a call that did not follow
     /// such a wait would let a thread outlive its handle.
     #[doc(hidden)]
-    fn observed(&self, token: sealed::Token) {
-        let _ = token;
-    }
+    fn observed(&self, _: sealed::Token) {}
 }
 
 impl sealed::Sealed for Event {}
