@@ -151,3 +151,26 @@ fn injecting_success_into_a_wait_or_a_creation_is_refused() {
     kernel.fail_nth(Call::ObReferenceObjectByHandle, 1, 0);
     kernel.fail_nth(Call::ExAllocatePoolWithTag, 1, 0);
 }
+
+/// Safe code may keep a driver's objects past the `Kernel` value that made them: every kernel
+/// lives until the process ends, so they stay valid memory. (Before: the last `Kernel` value
+/// freed the kernel, and setting the event or polling the handle used freed memory, which
+/// Miri reported.) Dropping them would free them against the caller's kernel, so they are
+/// kept.
+#[test]
+fn objects_kept_past_their_kernel_value_stay_valid() {
+    let _watchdog = Watchdog::start();
+    let (event, handle) = Kernel::new().run(|| {
+        (Event::new(EventKind::Notification).unwrap(), SystemThread::spawn(|| 7).unwrap())
+    });
+    event.set().unwrap();
+    common::wait_until("the thread has finished", || handle.is_finished());
+    std::mem::forget((event, handle));
+}
+
+#[test]
+fn fail_nth_counts_from_one() {
+    let kernel = Kernel::new();
+    let refused = catch_unwind(AssertUnwindSafe(|| kernel.fail_nth(Call::ZwClose, 0, -1)));
+    assert!(refused.is_err());
+}

@@ -541,7 +541,7 @@ fn pool_allocate(size: SIZE_T, tag: ULONG) -> PVOID {
     // SAFETY: the layout has a non-zero size.
     let block = unsafe { std::alloc::alloc(layout) };
     if !block.is_null() {
-        kernel.pool_insert(block.addr(), layout, tag);
+        kernel.pool_insert(block, layout, tag);
     }
     block.cast()
 }
@@ -570,7 +570,8 @@ pub unsafe extern "C" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
     let Some((layout, allocated_tag)) = kernel.pool_remove(P.addr()) else {
         bugcheck(&std::format!(
             "BAD_POOL_CALLER: ExFreePoolWithTag({P:p}): not a live allocation of this kernel \
-             (freed twice?)"
+             (freed twice? or made in another model kernel: a driver's objects belong to the \
+             kernel in whose `run` they were made, and are used and dropped inside its runs)"
         ));
     };
     if Tag != allocated_tag {

@@ -141,6 +141,13 @@ impl Kernel {
 
     /// Runs `f` on the calling thread with this kernel as its kernel; system threads created
     /// inside belong to it too.
+    ///
+    /// What `f` makes (events, thread handles, pool) belongs to this kernel: use and drop it
+    /// inside runs of this kernel. Outside, the calls count against the caller's kernel (the
+    /// process's default kernel outside any `run`): a wait mixing objects of two kernels may
+    /// miss a wake-up, and freeing an object there stops the test (`BAD_POOL_CALLER`). Kernels
+    /// are never freed while the process runs, so an object kept past its `Kernel` value stays
+    /// valid memory.
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
         struct Restore(Option<Arc<State>>);
         impl Drop for Restore {
@@ -160,14 +167,20 @@ impl Kernel {
     /// without doing its work: a kernel that lies, which the crate survives where it can tell
     /// (an `ObReferenceObjectByHandle` that returns no object is a failed spawn).
     ///
+    /// Only routines that can report a failure (an NTSTATUS, or NULL for the allocations and
+    /// `MmGetSystemRoutineAddress`) use it; for the others (`KeSetEvent`, `KeClearEvent`,
+    /// `KeInitializeEvent`, `ObfDereferenceObject`, `KeGetCurrentIrql`, ...) the injected call
+    /// is counted and behaves normally.
+    ///
     /// # Panics
-    /// When `status` is a success (severity success or informational, but `STATUS_TIMEOUT`,
-    /// the answer of a wait that did not happen) for a routine whose success the crate must
-    /// trust: a wait (`STATUS_WAIT_n` means the object is signalled, so a thread has exited)
-    /// or a thread creation (success means the thread exists and will run its start routine).
-    /// No kernel lies there, and no code could tell.
+    /// When `nth` is 0, or `status` is a success (severity success or informational, but
+    /// `STATUS_TIMEOUT`, the answer of a wait that did not happen) for a routine whose success
+    /// the crate must trust: a wait (`STATUS_WAIT_n` means the object is signalled, so a
+    /// thread has exited) or a thread creation (success means the thread exists and will run
+    /// its start routine). No kernel lies there, and no code could tell.
     pub fn fail_nth(&self, call: Call, nth: usize, status: i32) {
         const STATUS_TIMEOUT: i32 = 0x102;
+        assert!(nth >= 1, "host model: fail_nth counts calls from 1");
         let trusted = matches!(
             call,
             Call::KeWaitForSingleObject

@@ -184,8 +184,10 @@ struct Inner {
     calls: BTreeMap<Call, usize>,
     faults: Vec<(Call, usize, i32)>,
     hidden: Vec<Call>,
-    /// Live pool blocks: layout and tag.
-    pool: HashMap<usize, (std::alloc::Layout, u32)>,
+    /// Live pool blocks: layout and tag, and the block itself (kept as a pointer, not only as
+    /// the key's address, so that a block a driver never frees stays reachable from its kernel,
+    /// which the process keeps: Miri reports no leak for it).
+    pool: HashMap<usize, (std::alloc::Layout, u32, SendPtr<u8>)>,
     /// Every thread object ever created (freed with the kernel).
     objects: Vec<SendPtr<ThreadObject>>,
     /// `MmGetSystemRoutineAddress` answers cached by the driver, by routine name.
@@ -214,6 +216,15 @@ pub(super) struct State {
     dispatch_lock: rt::Mutex<()>,
     dispatch_cv: rt::Condvar,
 }
+
+/// Every kernel made in this process, kept until the process ends. A driver's objects may
+/// outlive the `Kernel` value of the test that made them (safe code can keep an `Event` or a
+/// join handle past it), and their dispatcher objects point into their kernel: freeing it
+/// would let safe code use freed memory. A kernel is a few hundred bytes plus its thread
+/// objects. Not under loom, whose objects belong to one execution: there, tests keep their
+/// kernel.
+#[cfg(not(loom))]
+static KERNELS: Mutex<Vec<Arc<State>>> = Mutex::new(Vec::new());
 
 impl Drop for State {
     fn drop(&mut self) {
@@ -252,12 +263,15 @@ fn default_kernel() -> &'static Arc<State> {
 
 impl State {
     pub(super) fn new() -> Arc<Self> {
-        Arc::new(Self {
+        let state = Arc::new(Self {
             inner: Mutex::new(Inner { next_handle: 4, ..Inner::default() }),
             live_threads: AtomicUsize::new(0),
             dispatch_lock: rt::Mutex::new(()),
             dispatch_cv: rt::Condvar::new(),
-        })
+        });
+        #[cfg(not(loom))]
+        lock(&KERNELS).push(Arc::clone(&state));
+        state
     }
 
     /// The kernel of the calling thread.
@@ -279,12 +293,12 @@ impl State {
         lock(&self.inner).hidden.contains(&call)
     }
 
-    pub(super) fn pool_insert(&self, address: usize, layout: std::alloc::Layout, tag: u32) {
-        lock(&self.inner).pool.insert(address, (layout, tag));
+    pub(super) fn pool_insert(&self, block: *mut u8, layout: std::alloc::Layout, tag: u32) {
+        lock(&self.inner).pool.insert(block.addr(), (layout, tag, SendPtr(block)));
     }
 
     pub(super) fn pool_remove(&self, address: usize) -> Option<(std::alloc::Layout, u32)> {
-        lock(&self.inner).pool.remove(&address)
+        lock(&self.inner).pool.remove(&address).map(|(layout, tag, _)| (layout, tag))
     }
 
     /// The cached answer for routine `name`, or `resolve`'s (made without holding the lock).
