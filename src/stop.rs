@@ -140,7 +140,10 @@ impl StopToken {
 /// What ended a [`StopToken::wait_for`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {
-    /// Stop was requested (also when work is pending at the same time).
+    /// Stop was requested (also when work is pending at the same time). A request made above
+    /// `DISPATCH_LEVEL` sets only the flag, not the event, so a wait can end with `Work` while
+    /// the flag is set: check [`StopToken::is_stop_requested`] after a `Work` wake where that
+    /// matters.
     Stop,
     /// The work event was set.
     Work,
