@@ -160,9 +160,8 @@ fn injecting_success_into_a_wait_or_a_creation_is_refused() {
 #[test]
 fn objects_kept_past_their_kernel_value_stay_valid() {
     let _watchdog = Watchdog::start();
-    let (event, handle) = Kernel::new().run(|| {
-        (Event::new(EventKind::Notification).unwrap(), SystemThread::spawn(|| 7).unwrap())
-    });
+    let (event, handle) = Kernel::new()
+        .run(|| (Event::new(EventKind::Notification).unwrap(), SystemThread::spawn(|| 7).unwrap()));
     event.set().unwrap();
     common::wait_until("the thread has finished", || handle.is_finished());
     std::mem::forget((event, handle));
