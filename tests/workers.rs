@@ -120,12 +120,17 @@ fn driver_unload_waits_once_for_all_its_workers() {
                 .unwrap()
             })
             .collect();
+        // Every worker in its stop wait first: a worker still on its way to it would wait
+        // (and be counted) after the count below is taken.
+        wait_until("every worker waits on its stop event", || {
+            kernel.calls(Call::KeWaitForSingleObject) >= 5
+        });
+        let single_before = kernel.calls(Call::KeWaitForSingleObject);
         for worker in &workers {
             worker.request_stop();
         }
         let objects: Vec<&dyn system_thread::Waitable> =
             workers.iter().map(|w| w as &dyn system_thread::Waitable).collect();
-        let single_before = kernel.calls(Call::KeWaitForSingleObject);
         wait_all(&objects, None).unwrap();
         let sum: u32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
         assert_eq!(sum, 10);
