@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::in_kernel;
 use system_thread::host::{Call, Kernel, with_irql};
 use system_thread::{
-    Event, EventKind, Irql, IrqlError, JoinErrorKind, NtStatus, SpawnError, SystemThread, ThreadId,
-    WaitError, scope,
+    Event, EventKind, Irql, IrqlError, JoinError, JoinErrorKind, JoinHandle, NtStatus, SpawnError,
+    SystemThread, ThreadId, WaitError, scope,
 };
 
 const INVALID_DEVICE_STATE: NtStatus = NtStatus(0xC000_0184_u32.cast_signed());
@@ -136,6 +136,11 @@ fn wait_errors_have_a_status_and_a_message() {
     }
 }
 
+/// What a join error reports: its kind, status, timeout flag, message and `Debug` text.
+fn describe(err: &JoinError<JoinHandle<()>>) -> (JoinErrorKind, NtStatus, bool, String, String) {
+    (err.kind(), err.status(), err.is_timeout(), err.to_string(), format!("{err:?}"))
+}
+
 /// Every kind of join error, made by a real failed join: its kind, status, message and Debug,
 /// and whether it counts as a timeout.
 #[test]
@@ -145,30 +150,12 @@ fn join_errors_have_a_kind_a_status_and_a_message() {
         let handle = SystemThread::spawn(move || gate.recv().unwrap()).unwrap();
         let mut errors = Vec::new();
         let err = handle.join_timeout(Duration::from_millis(1)).unwrap_err();
-        errors.push((
-            err.kind(),
-            err.status(),
-            err.is_timeout(),
-            err.to_string(),
-            format!("{err:?}"),
-        ));
+        errors.push(describe(&err));
         let err = with_irql(2, || err.into_handle().join().unwrap_err());
-        errors.push((
-            err.kind(),
-            err.status(),
-            err.is_timeout(),
-            err.to_string(),
-            format!("{err:?}"),
-        ));
+        errors.push(describe(&err));
         kernel.fail_nth(Call::KeWaitForSingleObject, 1, NtStatus::ACCESS_DENIED.0);
         let err = err.into_handle().join().unwrap_err();
-        errors.push((
-            err.kind(),
-            err.status(),
-            err.is_timeout(),
-            err.to_string(),
-            format!("{err:?}"),
-        ));
+        errors.push(describe(&err));
         release.send(()).unwrap();
         err.into_handle().join().unwrap();
 
@@ -178,9 +165,7 @@ fn join_errors_have_a_kind_a_status_and_a_message() {
         let own = SystemThread::spawn(move || {
             let own: system_thread::JoinHandle<()> = handed.recv().unwrap();
             let err = own.join().unwrap_err();
-            let seen =
-                (err.kind(), err.status(), err.is_timeout(), err.to_string(), format!("{err:?}"));
-            report.send((seen, err.into_handle())).unwrap();
+            report.send((describe(&err), err.into_handle())).unwrap();
         })
         .unwrap();
         hand.send(own).unwrap();

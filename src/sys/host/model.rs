@@ -179,7 +179,6 @@ impl Kernel {
     /// thread has exited) or a thread creation (success means the thread exists and will run
     /// its start routine). No kernel lies there, and no code could tell.
     pub fn fail_nth(&self, call: Call, nth: usize, status: i32) {
-        const STATUS_TIMEOUT: i32 = 0x102;
         assert!(nth >= 1, "host model: fail_nth counts calls from 1");
         let trusted = matches!(
             call,
@@ -190,7 +189,7 @@ impl Kernel {
                 | Call::IoCreateSystemThread
         );
         assert!(
-            !trusted || status < 0 || status == STATUS_TIMEOUT,
+            !trusted || status < 0 || status == super::STATUS_TIMEOUT,
             "host model: {status:#x} is a success of {}, which the crate trusts: inject a failure",
             call.name()
         );
