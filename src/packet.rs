@@ -32,7 +32,7 @@ use crate::kernel::event::RawEvent;
 use crate::kernel::irql::{AtMostApc, AtMostDispatch, Passive};
 use crate::kernel::routine::{Affinity, AffinityGuard, IoCreateSystemThread};
 use crate::kernel::thread::{self, ThreadObject};
-use crate::kernel::wait::{Timeout, WaitError};
+use crate::kernel::wait::{Timeout, WaitError, WaitIrql};
 use crate::kernel::{live, pool};
 use crate::status::NtStatus;
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering, fence};
@@ -608,24 +608,25 @@ impl Header {
     /// drop a value) needs the level the join is documented for.
     #[inline]
     fn wait_inlined(&self, timeout: Option<Duration>) -> Result<(), JoinErrorKind> {
-        let waited = if timeout == Some(Duration::ZERO) {
-            let dispatch = AtMostDispatch::check().map_err(JoinErrorKind::Irql)?;
-            if self.exited.load(Ordering::Acquire) {
-                return Ok(());
-            }
-            self.object().poll(dispatch)
+        let irql = if timeout == Some(Duration::ZERO) {
+            WaitIrql::Poll(AtMostDispatch::check().map_err(JoinErrorKind::Irql)?)
         } else {
             let apc = AtMostApc::check().map_err(JoinErrorKind::Irql)?;
-            if self.exited.load(Ordering::Acquire) {
-                return Ok(());
+            WaitIrql::Block(apc, timeout.map_or(Timeout::Never, Timeout::After))
+        };
+        if self.exited.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let waited = match irql {
+            WaitIrql::Poll(dispatch) => self.object().poll(dispatch),
+            WaitIrql::Block(apc, timeout) => {
+                if Stage::load(&self.stage, Ordering::Acquire) == Stage::Running
+                    && thread::current_id() == self.id
+                {
+                    return Err(JoinErrorKind::SelfJoin);
+                }
+                self.object().wait(apc, timeout)
             }
-            if Stage::load(&self.stage, Ordering::Acquire) == Stage::Running
-                && thread::current_id() == self.id
-            {
-                return Err(JoinErrorKind::SelfJoin);
-            }
-            let timeout = timeout.map_or(Timeout::Never, Timeout::After);
-            self.object().wait(apc, timeout)
         };
         match waited {
             Ok(()) => {
